@@ -1,0 +1,40 @@
+# Two commands: `make run` serves on 127.0.0.1:8080 (SQLite + ./data + espeak-ng);
+# `make test` runs the whole suite. Both install what they need first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: run test lint bench system-deps bench-deps clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# espeak-ng is the default engine; sox is the reference codec in tests.
+system-deps:
+	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends espeak-ng sox; \
+	fi
+
+bench-deps: system-deps
+	@if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends wrk nginx-light; \
+	fi
+
+run: system-deps $(STAMP)
+	$(VENV)/bin/audiocache serve
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+test: system-deps $(STAMP) lint
+	$(VENV)/bin/pytest
+
+bench: bench-deps $(STAMP)
+	$(PY) bench/hit_path.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
