@@ -1,0 +1,158 @@
+"""The one place errors become the wire envelope.
+
+``{success:false, error, error_id, error_code, error_message, data:null}`` with ``error_id``
+the request's correlation id. FastAPI's own 404/405/422 bodies and any unexpected exception
+are rendered the same way, so ``{"detail": ...}`` or a stack trace never reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from audiocache.errors import AudioCacheError, RangeNotSatisfiable
+
+CORRELATION_HEADER = "X-PolyAI-Correlation-Id"
+_CORRELATION_BYTES = CORRELATION_HEADER.lower().encode()
+_VALID_CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_HTTP_CODES = {
+    400: "INVALID_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+log = logging.getLogger("audiocache.api")
+
+
+def correlation_id(scope: Scope) -> str:
+    return scope.get("state", {}).get("correlation_id") or "unknown"
+
+
+def envelope_bytes(correlation: str, code: str, message: str) -> bytes:
+    body = {
+        "success": False,
+        "error": message,
+        "error_id": correlation,
+        "error_code": code,
+        "error_message": message,
+        "data": None,
+    }
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def error_response(
+    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        envelope_bytes(correlation_id(scope), code, message),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AudioCacheError)
+    headers = None
+    if isinstance(exc, RangeNotSatisfiable):
+        headers = {"Content-Range": f"bytes */{exc.size}"}
+    if exc.status >= 500:
+        log.error("%s: %s", exc.error_code, exc.message, extra=_log_extra(request.scope))
+    return error_response(request.scope, exc.status, exc.error_code, exc.message, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    message = {404: "Resource not found", 405: "Method not allowed"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return error_response(request.scope, exc.status_code, code, message, exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request.scope, 400, "INVALID_REQUEST", describe_validation(exc.errors()))
+
+
+def describe_validation(errors: Any) -> str:
+    parts = []
+    for error in list(errors)[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+        parts.append(f"{location}: {error.get('msg', 'invalid')}" if location else error["msg"])
+    return "Invalid request – " + "; ".join(parts) if parts else "Invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AudioCacheError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+
+def _log_extra(scope: Scope) -> dict[str, Any]:
+    return {"correlation_id": correlation_id(scope), "path": scope.get("path")}
+
+
+class CorrelationMiddleware:
+    """Outermost app middleware: correlation id in and out, and the catch-all 500.
+
+    It sits outside FastAPI's exception handling, so even an error inside a handler or
+    another middleware ends as an envelope with the id, logged with the traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == _CORRELATION_BYTES:
+                incoming = value.decode("latin-1")
+                break
+        cid = incoming if incoming and _VALID_CORRELATION.match(incoming) else str(uuid.uuid4())
+        scope.setdefault("state", {})["correlation_id"] = cid
+        header = (_CORRELATION_BYTES, cid.encode("latin-1"))
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra=_log_extra(scope))
+            if started:
+                raise
+            body = envelope_bytes(cid, "INTERNAL_ERROR", "Internal server error")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        header,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

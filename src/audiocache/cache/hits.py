@@ -1,0 +1,66 @@
+"""Hit counting off the request path: counted in memory, written in batches.
+
+A crash loses at most one flush interval of counts, never audio or entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+
+from audiocache.storage.db import utcnow
+
+log = logging.getLogger("audiocache.hits")
+
+Writer = Callable[[Mapping[int, int], datetime], Awaitable[None]]
+
+
+class HitCounter:
+    def __init__(self, write: Writer, interval_seconds: float = 1.0) -> None:
+        self._write = write
+        self.interval_seconds = interval_seconds
+        self._pending: Counter[int] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, entry_id: int, n: int = 1) -> None:
+        self._pending[entry_id] += n
+
+    def pending(self, entry_id: int) -> int:
+        return self._pending.get(entry_id, 0)
+
+    async def flush(self) -> int:
+        if not self._pending:
+            return 0
+        batch, self._pending = self._pending, Counter()
+        try:
+            await self._write(batch, utcnow())
+        except Exception:
+            # Keep the counts for the next try rather than lose them on a passing error.
+            self._pending.update(batch)
+            raise
+        return sum(batch.values())
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="hit-counter-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("hit count flush failed; will retry")

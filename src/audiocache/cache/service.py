@@ -1,0 +1,269 @@
+"""The cache itself: lookup-or-synthesize, admission, uploads and deletes.
+
+Order of a write, everywhere: blob (durable) → row (commit) → make sure the blob is still
+there (a concurrent sweep may have taken an identical one) → sweep what the row released.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from audiocache.audio.wav import WavInfo, parse_wav
+from audiocache.cache.admission import admits, needs_counting, policy_for
+from audiocache.cache.hits import HitCounter
+from audiocache.cache.keys import cache_key
+from audiocache.cache.singleflight import SingleFlight
+from audiocache.cache.text import validate_text
+from audiocache.errors import InvalidVoice, NotFound, ProviderUnavailable
+from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
+from audiocache.storage.blobs.base import BlobStore
+from audiocache.storage.db import Database
+from audiocache.storage.entries_repo import EntryRepository
+from audiocache.storage.gc import sweep_pending
+from audiocache.tts.base import Engine, EngineRegistry, SynthesisRequest
+
+log = logging.getLogger("audiocache.cache")
+
+
+@dataclass(frozen=True)
+class Voice:
+    provider: str
+    voice_id: str
+
+
+@dataclass(frozen=True)
+class SpeakResult:
+    hit: bool
+    entry: Entry | None
+    audio: bytes | None = None  # set on a miss; on a hit the audio is read from the blob
+
+
+class CacheService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        entries: EntryRepository,
+        blobs: BlobStore,
+        engines: EngineRegistry,
+        hits: HitCounter,
+        default_policy: AdmissionPolicy,
+        default_provider: str,
+        default_voice: str,
+        max_text_chars: int,
+    ) -> None:
+        self.db = db
+        self.entries = entries
+        self.blobs = blobs
+        self.engines = engines
+        self.hits = hits
+        self.default_policy = default_policy
+        self.default_provider = default_provider
+        self.default_voice = default_voice
+        self.max_text_chars = max_text_chars
+        self._flights: SingleFlight[SpeakResult] = SingleFlight()
+
+    # -- the runtime path -------------------------------------------------------------
+
+    def resolve_voice(self, agent: Agent, voice: str | None) -> Voice:
+        """``provider:voice`` or a bare voice of the default provider; else the agent's."""
+        name = (voice or agent.voice_id or self.default_voice).strip()
+        provider, sep, voice_id = name.partition(":")
+        if not sep:
+            provider, voice_id = self.default_provider, name
+        if not provider or not voice_id:
+            raise InvalidVoice(f"Voice {name!r} must be 'voice' or 'provider:voice'")
+        return Voice(provider, voice_id)
+
+    def engine(self, provider: str) -> Engine:
+        engine = self.engines.get(provider)
+        if engine is None:
+            raise ProviderUnavailable(
+                f"No engine for provider {provider!r} on this server "
+                f"(available: {', '.join(self.engines.providers()) or 'none'})"
+            )
+        return engine
+
+    async def speak(
+        self,
+        agent: Agent,
+        text: str,
+        *,
+        voice: str | None = None,
+        language: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> SpeakResult:
+        validate_text(text, self.max_text_chars)
+        config = dict(config or {})
+        chosen = self.resolve_voice(agent, voice)
+        engine = self.engine(chosen.provider)
+        await engine.validate_voice(chosen.voice_id)
+        language = language if language is not None else agent.language_code
+        request = SynthesisRequest(text, chosen.voice_id, language, config)
+        key = cache_key(
+            agent_id=agent.id,
+            provider=chosen.provider,
+            voice=chosen.voice_id,
+            model=engine.model_for(config),
+            language=language,
+            text=text,
+            config=config,
+        )
+        entry = await self.entries.find_by_key(agent.id, key)
+        if entry is not None:
+            self.hits.add(entry.id)
+            return SpeakResult(hit=True, entry=entry)
+        result, _leader = await self._flights.run(
+            (agent.id, key), lambda: self._synthesize_and_admit(agent, engine, request, key)
+        )
+        return result
+
+    async def _synthesize_and_admit(
+        self, agent: Agent, engine: Engine, request: SynthesisRequest, key: str
+    ) -> SpeakResult:
+        audio = await engine.synthesize(request)
+        info = parse_wav(audio)
+        policy = policy_for(agent, self.default_policy)
+        requests = 0
+        if needs_counting(policy):
+            callers = self._flights.callers((agent.id, key)) or 1
+            requests = await self.entries.record_request(
+                agent.id, key, policy.window_seconds, n=callers
+            )
+        if not admits(policy, requests):
+            return SpeakResult(hit=False, entry=None, audio=audio)
+        entry = await self._store(agent, engine, request, key, audio, info)
+        if needs_counting(policy):
+            await self.entries.forget_request(agent.id, key)
+        return SpeakResult(hit=False, entry=entry, audio=audio)
+
+    async def _store(
+        self,
+        agent: Agent,
+        engine: Engine,
+        request: SynthesisRequest,
+        key: str,
+        audio: bytes,
+        info: WavInfo,
+    ) -> Entry:
+        blob = await self.blobs.put(audio)
+        entry, _created = await self.entries.insert(
+            {
+                "agent_id": agent.id,
+                "cache_key": key,
+                "transcript": request.text,
+                "provider": engine.provider,
+                "provider_voice_id": request.voice,
+                "language_code": request.language,
+                "model": engine.model_for(request.config),
+                "config": dict(request.config),
+                "blob_sha256": blob.sha256,
+                "size_bytes": blob.size,
+                "duration": info.duration,
+            }
+        )
+        await self._ensure_blob(blob.sha256, audio)
+        return entry
+
+    # -- operators' actions -----------------------------------------------------------
+
+    async def list_entries(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
+        return await self.entries.list(agent_id, query)
+
+    async def get_entry(self, agent_id: str, entry_id: int) -> Entry:
+        entry = await self.entries.get(agent_id, entry_id)
+        if entry is None:
+            raise NotFound("Audio cache entry not found")
+        return entry
+
+    def hit_count(self, entry: Entry) -> int:
+        """Stored count plus what this process counted and has not flushed yet."""
+        return entry.hit_count + self.hits.pending(entry.id)
+
+    async def preview(
+        self, entry: Entry, text: str, config: Mapping[str, Any], language: str | None
+    ) -> bytes:
+        validate_text(text, self.max_text_chars)
+        engine = self.engine(entry.provider)
+        request = SynthesisRequest(
+            text,
+            entry.provider_voice_id,
+            language if language is not None else entry.language_code,
+            dict(config),
+        )
+        return await engine.synthesize(request)
+
+    async def replace_audio(self, entry: Entry, wav: bytes, filename: str) -> Entry:
+        info = parse_wav(wav)
+        return await self._replace(entry, wav, info, {"audio_filename": filename})
+
+    async def replace_details(
+        self, entry: Entry, wav: bytes, filename: str, text: str, config: Mapping[str, Any]
+    ) -> Entry:
+        validate_text(text, self.max_text_chars, name="settings.text")
+        info = parse_wav(wav)
+        engine = self.engines.get(entry.provider)
+        model = engine.model_for(config) if engine else str(config.get("modelId") or entry.model)
+        key = cache_key(
+            agent_id=entry.agent_id,
+            provider=entry.provider,
+            voice=entry.provider_voice_id,
+            model=model,
+            language=entry.language_code,
+            text=text,
+            config=config,
+        )
+        changes = {
+            "audio_filename": filename,
+            "transcript": text,
+            "config": dict(config),
+            "model": model,
+            "cache_key": key,
+        }
+        return await self._replace(entry, wav, info, changes)
+
+    async def _replace(
+        self, entry: Entry, wav: bytes, info: WavInfo, changes: dict[str, Any]
+    ) -> Entry:
+        blob = await self.blobs.put(wav)
+        updated = await self.entries.update_audio(
+            entry,
+            {
+                **changes,
+                "blob_sha256": blob.sha256,
+                "size_bytes": blob.size,
+                "duration": info.duration,
+            },
+        )
+        await self._ensure_blob(blob.sha256, wav)
+        if entry.blob_sha256 != blob.sha256:
+            await self._sweep([entry.blob_sha256])
+        return updated
+
+    async def delete_entries(self, agent_id: str, entry_ids: list[int]) -> list[int]:
+        deleted = await self.entries.delete(agent_id, entry_ids)
+        if deleted:
+            await self._sweep(None)
+        return deleted
+
+    async def open_audio(
+        self, entry: Entry, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        return self.blobs.open_range(entry.blob_sha256, start, end)
+
+    # -- crash safety -----------------------------------------------------------------
+
+    async def _ensure_blob(self, sha256: str, data: bytes) -> None:
+        if await self.blobs.stat(sha256) is None:
+            log.warning("blob %s vanished after commit (concurrent sweep); writing it again", sha256)
+            await self.blobs.put(data)
+
+    async def _sweep(self, shas: list[str] | None) -> None:
+        try:
+            await sweep_pending(self.db, self.blobs, only=shas)
+        except Exception:
+            # The queue keeps the hashes; the next sweep (start-up, gc) finishes the job.
+            log.exception("blob sweep failed; left queued")

@@ -1,0 +1,74 @@
+"""Settings: one typed object, built at the edge (CLI/app factory) and passed down.
+
+Only this module reads the environment. Every setting is declared once here, with its
+default and help text; ``docs/configuration.md`` is checked against these declarations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIOCACHE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port of the HTTP server.")
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Folder holding the SQLite database and the blob folder by default.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL of the metadata database; "
+        "default: sqlite+aiosqlite:///<data_dir>/audiocache.db.",
+    )
+    blob_dir: Path | None = Field(
+        None, description="Folder of the content-addressed audio blobs; default: <data_dir>/blobs."
+    )
+    max_upload_bytes: int = Field(
+        6 * MIB, gt=0, description="Largest WAV accepted by the replace-file/details uploads."
+    )
+    max_text_chars: int = Field(
+        5000, gt=0, description="Longest text accepted for synthesis and transcripts."
+    )
+    default_provider: str = Field(
+        "espeak", description="Engine used when a voice names no provider."
+    )
+    default_voice: str = Field(
+        "en-us", description="Voice used when neither the request nor the agent names one."
+    )
+    espeak_binary: str = Field("espeak-ng", description="Path or name of the espeak-ng binary.")
+    admission_min_hits: int = Field(
+        2, ge=1, description="Default admission: store a phrase once asked this many times ..."
+    )
+    admission_window_seconds: int = Field(
+        86400, gt=0, description="... within this many seconds."
+    )
+    hit_flush_seconds: float = Field(
+        1.0, gt=0, description="Interval at which in-memory hit counts are written to the database."
+    )
+    key_cache_seconds: float = Field(
+        2.0, ge=0, description="How long a verified API key is trusted before it is looked up again."
+    )
+    gc_grace_seconds: int = Field(
+        600,
+        ge=0,
+        description="Blobs younger than this are never collected by gc (they may belong to a "
+        "write in flight).",
+    )
+    workers: int = Field(1, ge=1, description="Number of server worker processes.")
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'audiocache.db').resolve()}"
+
+    def resolved_blob_dir(self) -> Path:
+        return (self.blob_dir or self.data_dir / "blobs").resolve()

@@ -1,0 +1,148 @@
+"""The one exception tree of audiocache.
+
+Every error a client can see is an ``AudioCacheError``; the web layer maps it to the
+wire envelope in one place (``api/errors.py``) using the class attributes below::
+
+    AudioCacheError                      500 INTERNAL_ERROR
+    ├── InvalidInput                     400 INVALID_REQUEST
+    │   ├── InvalidId                    400 INVALID_ID
+    │   ├── InvalidSort                  400 INVALID_SORT
+    │   ├── InvalidFilter                400 INVALID_FILTER
+    │   ├── PayloadTooLarge              400 PAYLOAD_TOO_LARGE   (the contract says 400, not 413)
+    │   ├── EmptyPayload                 400 EMPTY_PAYLOAD
+    │   ├── InvalidAudio                 400 INVALID_AUDIO
+    │   ├── InvalidSettings              400 INVALID_SETTINGS
+    │   ├── InvalidVoice                 400 INVALID_VOICE
+    │   ├── InvalidText                  400 INVALID_TEXT
+    │   └── ProviderUnavailable          400 PROVIDER_UNAVAILABLE
+    ├── Unauthorized                     401 UNAUTHORIZED
+    ├── Forbidden                        403 FORBIDDEN
+    ├── NotFound                         404 NOT_FOUND
+    ├── MethodNotAllowed                 405 METHOD_NOT_ALLOWED
+    ├── Conflict                         409 CONFLICT
+    ├── RangeNotSatisfiable              416 RANGE_NOT_SATISFIABLE
+    ├── SynthesisFailed                  502 SYNTHESIS_FAILED
+    └── StorageUnavailable               503 STORAGE_UNAVAILABLE
+
+The domain raises these; it never imports the web framework.
+"""
+
+from __future__ import annotations
+
+
+class AudioCacheError(Exception):
+    status: int = 500
+    error_code: str = "INTERNAL_ERROR"
+    default_message: str = "Internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class InvalidInput(AudioCacheError):
+    status = 400
+    error_code = "INVALID_REQUEST"
+    default_message = "Invalid request"
+
+
+class InvalidId(InvalidInput):
+    error_code = "INVALID_ID"
+    default_message = "Invalid ID"
+
+
+class InvalidSort(InvalidInput):
+    error_code = "INVALID_SORT"
+    default_message = "Invalid sort expression"
+
+
+class InvalidFilter(InvalidInput):
+    error_code = "INVALID_FILTER"
+    default_message = "Invalid filter expression"
+
+
+class PayloadTooLarge(InvalidInput):
+    error_code = "PAYLOAD_TOO_LARGE"
+    default_message = "Payload exceeds the size limit"
+
+
+class EmptyPayload(InvalidInput):
+    error_code = "EMPTY_PAYLOAD"
+    default_message = "Request body is empty"
+
+
+class InvalidAudio(InvalidInput):
+    error_code = "INVALID_AUDIO"
+    default_message = "Body is not a valid WAV file"
+
+
+class InvalidSettings(InvalidInput):
+    error_code = "INVALID_SETTINGS"
+    default_message = "settings must be a JSON object {text, config}"
+
+
+class InvalidVoice(InvalidInput):
+    error_code = "INVALID_VOICE"
+    default_message = "Unknown voice"
+
+
+class InvalidText(InvalidInput):
+    error_code = "INVALID_TEXT"
+    default_message = "Invalid text"
+
+
+class ProviderUnavailable(InvalidInput):
+    error_code = "PROVIDER_UNAVAILABLE"
+    default_message = "No engine is configured for this provider"
+
+
+class Unauthorized(AudioCacheError):
+    status = 401
+    error_code = "UNAUTHORIZED"
+    default_message = "Missing or invalid API key"
+
+
+class Forbidden(AudioCacheError):
+    status = 403
+    error_code = "FORBIDDEN"
+    default_message = "The API key lacks the permission for this action"
+
+
+class NotFound(AudioCacheError):
+    status = 404
+    error_code = "NOT_FOUND"
+    default_message = "Resource not found"
+
+
+class MethodNotAllowed(AudioCacheError):
+    status = 405
+    error_code = "METHOD_NOT_ALLOWED"
+    default_message = "Method not allowed"
+
+
+class Conflict(AudioCacheError):
+    status = 409
+    error_code = "CONFLICT"
+    default_message = "Resource already exists"
+
+
+class RangeNotSatisfiable(AudioCacheError):
+    status = 416
+    error_code = "RANGE_NOT_SATISFIABLE"
+    default_message = "Requested range not satisfiable"
+
+    def __init__(self, size: int, message: str | None = None) -> None:
+        self.size = size
+        super().__init__(message)
+
+
+class SynthesisFailed(AudioCacheError):
+    status = 502
+    error_code = "SYNTHESIS_FAILED"
+    default_message = "The TTS engine failed"
+
+
+class StorageUnavailable(AudioCacheError):
+    status = 503
+    error_code = "STORAGE_UNAVAILABLE"
+    default_message = "Storage is unavailable"

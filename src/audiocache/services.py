@@ -1,0 +1,100 @@
+"""Build every service from one Settings object; shared by the server and the CLI."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from audiocache.auth import Authenticator
+from audiocache.cache.agents import AgentService
+from audiocache.cache.hits import HitCounter
+from audiocache.cache.service import CacheService
+from audiocache.config import Settings
+from audiocache.models import AdmissionPolicy
+from audiocache.storage.agents_repo import AgentRepository
+from audiocache.storage.blobs.base import BlobStore
+from audiocache.storage.blobs.fs import FilesystemBlobStore
+from audiocache.storage.db import Database
+from audiocache.storage.entries_repo import EntryRepository
+from audiocache.storage.gc import sweep_pending
+from audiocache.storage.keys_repo import ApiKeyRepository
+from audiocache.tts.base import Engine, EngineRegistry
+from audiocache.tts.espeak import EspeakEngine
+
+log = logging.getLogger("audiocache")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    engines: EngineRegistry
+    keys: ApiKeyRepository
+    entries: EntryRepository
+    authenticator: Authenticator
+    cache: CacheService
+    agents: AgentService
+    hits: HitCounter
+
+    async def start(self) -> None:
+        """Migrate, finish deletes a crash interrupted, and start the hit flusher."""
+        await self.db.migrate()
+        swept = await sweep_pending(self.db, self.blobs)
+        if swept:
+            log.info("swept %d blobs left queued by an earlier run", swept)
+        for provider in self.engines.providers():
+            engine = self.engines.get(provider)
+            start = getattr(engine, "start", None)
+            if start is not None:
+                await start()
+        self.hits.start()
+
+    async def stop(self) -> None:
+        await self.hits.stop()
+        await self.engines.close()
+        await self.blobs.close()
+        await self.db.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engines: list[Engine] | None = None,
+    blobs: BlobStore | None = None,
+) -> Services:
+    db = Database(settings.resolved_database_url())
+    blob_store = blobs or FilesystemBlobStore(settings.resolved_blob_dir())
+    registry = EngineRegistry(engines if engines is not None else default_engines(settings))
+    keys = ApiKeyRepository(db)
+    entries = EntryRepository(db)
+    hits = HitCounter(entries.add_hits, settings.hit_flush_seconds)
+    cache = CacheService(
+        db=db,
+        entries=entries,
+        blobs=blob_store,
+        engines=registry,
+        hits=hits,
+        default_policy=AdmissionPolicy(
+            "min_hits", settings.admission_min_hits, settings.admission_window_seconds
+        ),
+        default_provider=settings.default_provider,
+        default_voice=settings.default_voice,
+        max_text_chars=settings.max_text_chars,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        blobs=blob_store,
+        engines=registry,
+        keys=keys,
+        entries=entries,
+        authenticator=Authenticator(keys, settings.key_cache_seconds),
+        cache=cache,
+        agents=AgentService(AgentRepository(db), cache),
+        hits=hits,
+    )
+
+
+def default_engines(settings: Settings) -> list[Engine]:
+    return [EspeakEngine(settings.espeak_binary)]

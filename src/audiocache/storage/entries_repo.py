@@ -1,0 +1,247 @@
+"""Audio cache entries: SQL Core queries shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from audiocache.errors import Conflict
+from audiocache.models import Entry, EntryQuery, FilterClause
+from audiocache.storage.db import Database, utcnow
+from audiocache.storage.pending import queue_blob_deletes
+from audiocache.storage.tables import agents, entries, phrase_requests
+
+_SORT_COLUMNS = {
+    "id": entries.c.id,
+    "hit_count": entries.c.hit_count,
+    "cached_at": entries.c.cached_at,
+    "duration": entries.c.duration,
+    "transcript": entries.c.transcript,
+    "provider": entries.c.provider,
+    "language_code": entries.c.language_code,
+    "last_hit_at": entries.c.last_hit_at,
+    "size_bytes": entries.c.size_bytes,
+}
+
+
+class EntryRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, agent_id: str, entry_id: int) -> Entry | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(entries).where(
+                        entries.c.id == entry_id, entries.c.agent_id == agent_id
+                    )
+                )
+            ).first()
+        return _to_entry(row) if row else None
+
+    async def get_in_account(self, account_id: str, agent_id: str, entry_id: int) -> Entry | None:
+        """One query for the hot download path: the entry, if its agent is the account's."""
+        query = (
+            sa.select(entries)
+            .join(agents, agents.c.id == entries.c.agent_id)
+            .where(
+                entries.c.id == entry_id,
+                entries.c.agent_id == agent_id,
+                agents.c.account_id == account_id,
+            )
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return _to_entry(row) if row else None
+
+    async def find_by_key(self, agent_id: str, cache_key: str) -> Entry | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(entries).where(
+                        entries.c.agent_id == agent_id, entries.c.cache_key == cache_key
+                    )
+                )
+            ).first()
+        return _to_entry(row) if row else None
+
+    async def list(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
+        condition = sa.and_(entries.c.agent_id == agent_id, *map(_filter_sql, query.filters))
+        order = [
+            (_SORT_COLUMNS[key.field].desc() if key.descending else _SORT_COLUMNS[key.field].asc())
+            for key in query.sort
+        ]
+        tiebreak = entries.c.id.desc() if query.sort and query.sort[-1].descending else entries.c.id
+        select = (
+            sa.select(entries)
+            .where(condition)
+            .order_by(*order, tiebreak)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        count = sa.select(sa.func.count()).select_from(entries).where(condition)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select)).all()
+            total = (await conn.execute(count)).scalar_one()
+        return [_to_entry(row) for row in rows], total
+
+    async def insert(self, values: Mapping[str, Any]) -> tuple[Entry, bool]:
+        """Insert an entry; if its (agent, key) exists already, return that one and False."""
+        row = _encode(values)
+        row.setdefault("cached_at", utcnow())
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(entries.insert().values(**row))
+                entry_id = result.inserted_primary_key[0]
+        except IntegrityError:
+            existing = await self.find_by_key(row["agent_id"], row["cache_key"])
+            if existing is None:
+                raise
+            return existing, False
+        entry = await self.get(row["agent_id"], entry_id)
+        assert entry is not None
+        return entry, True
+
+    async def update_audio(self, entry: Entry, values: Mapping[str, Any]) -> Entry:
+        """Point the entry at new audio (and maybe new details); the old blob is queued."""
+        row = _encode(values)
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(
+                    entries.update()
+                    .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
+                    .values(**row)
+                )
+                if result.rowcount and row.get("blob_sha256", entry.blob_sha256) != (
+                    entry.blob_sha256
+                ):
+                    await queue_blob_deletes(conn, [entry.blob_sha256])
+        except IntegrityError as exc:
+            raise Conflict(
+                "Another entry of this agent already caches that text with these settings"
+            ) from exc
+        updated = await self.get(entry.agent_id, entry.id)
+        if updated is None:
+            from audiocache.errors import NotFound
+
+            raise NotFound("Audio cache entry not found")
+        return updated
+
+    async def delete(self, agent_id: str, entry_ids: list[int]) -> list[int]:
+        """Delete the given entries of the agent; returns the ids that existed and are gone."""
+        if not entry_ids:
+            return []
+        async with self.db.write() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(entries.c.id, entries.c.blob_sha256).where(
+                        entries.c.agent_id == agent_id, entries.c.id.in_(entry_ids)
+                    )
+                )
+            ).all()
+            if found:
+                await conn.execute(entries.delete().where(entries.c.id.in_([r.id for r in found])))
+                await queue_blob_deletes(conn, [r.blob_sha256 for r in found])
+        return [r.id for r in found]
+
+    async def copy_all(
+        self, source_agent: str, target_agent: str, rekey: Callable[[Entry], str]
+    ) -> int:
+        """Copy every entry of one agent to another (same blobs); returns how many."""
+        async with self.db.write() as conn:
+            rows = (
+                await conn.execute(sa.select(entries).where(entries.c.agent_id == source_agent))
+            ).all()
+            copies = []
+            for row in rows:
+                entry = _to_entry(row)
+                values = dict(row._mapping)
+                values.pop("id")
+                values.update(agent_id=target_agent, cache_key=rekey(entry), hit_count=0)
+                values["last_hit_at"] = None
+                copies.append(values)
+            if copies:
+                await conn.execute(entries.insert(), copies)
+        return len(copies)
+
+    async def add_hits(self, counts: Mapping[int, int], at: datetime) -> None:
+        if not counts:
+            return
+        statement = (
+            entries.update()
+            .where(entries.c.id == sa.bindparam("entry_id"))
+            .values(hit_count=entries.c.hit_count + sa.bindparam("n"), last_hit_at=at)
+        )
+        async with self.db.write() as conn:
+            await conn.execute(
+                statement, [{"entry_id": k, "n": v} for k, v in sorted(counts.items())]
+            )
+
+    async def record_request(
+        self, agent_id: str, cache_key: str, window_seconds: int, n: int = 1
+    ) -> int:
+        """Count n more requests for a phrase within its window; returns the count."""
+        now = utcnow()
+        where = sa.and_(
+            phrase_requests.c.agent_id == agent_id, phrase_requests.c.cache_key == cache_key
+        )
+        async with self.db.write() as conn:
+            row = (await conn.execute(sa.select(phrase_requests).where(where))).first()
+            if row is None:
+                await conn.execute(
+                    phrase_requests.insert().values(
+                        agent_id=agent_id, cache_key=cache_key, request_count=n,
+                        window_started_at=now,
+                    )
+                )
+                return n
+            if now - row.window_started_at > timedelta(seconds=window_seconds):
+                count, started = n, now
+            else:
+                count, started = row.request_count + n, row.window_started_at
+            await conn.execute(
+                phrase_requests.update()
+                .where(where)
+                .values(request_count=count, window_started_at=started)
+            )
+            return count
+
+    async def forget_request(self, agent_id: str, cache_key: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                phrase_requests.delete().where(
+                    phrase_requests.c.agent_id == agent_id,
+                    phrase_requests.c.cache_key == cache_key,
+                )
+            )
+
+    async def count(self) -> int:
+        async with self.db.read() as conn:
+            return (await conn.execute(sa.select(sa.func.count()).select_from(entries))).scalar_one()
+
+
+def _filter_sql(clause: FilterClause) -> sa.ColumnElement[bool]:
+    column = entries.c[clause.field]
+    if clause.op == "contains":
+        assert isinstance(clause.value, str)
+        pattern = clause.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return sa.func.lower(column).like(f"%{pattern.lower()}%", escape="\\")
+    return column == clause.value
+
+
+def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
+    row = dict(values)
+    if "config" in row:
+        row["config_json"] = json.dumps(row.pop("config"), sort_keys=True)
+    return row
+
+
+def _to_entry(row: sa.Row) -> Entry:
+    data = dict(row._mapping)
+    data["config"] = json.loads(data.pop("config_json") or "{}")
+    return Entry(**data)

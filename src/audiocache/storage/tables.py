@@ -1,0 +1,84 @@
+"""The metadata schema (SQLAlchemy Core). Alembic migrations in ``migrations/`` create it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(128), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("grants", sa.Text, nullable=False),
+    sa.Column("label", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime, nullable=True),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("account_id", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("greeting", sa.Text, nullable=False, server_default=""),
+    sa.Column("language_code", sa.String(35), nullable=False, server_default="en-GB"),
+    sa.Column("voice_id", sa.String(200), nullable=True),
+    sa.Column("llm_model_id", sa.String(200), nullable=True),
+    # admission: "default" (installation setting), "always", "never" or "min_hits"
+    sa.Column("admission", sa.String(16), nullable=False, server_default="default"),
+    sa.Column("admission_min_hits", sa.Integer, nullable=True),
+    sa.Column("admission_window_seconds", sa.Integer, nullable=True),
+    sa.Column("branch_count", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+entries = sa.Table(
+    "audio_cache_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "agent_id", sa.String(128), sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("cache_key", sa.String(64), nullable=False),
+    sa.Column("transcript", sa.Text, nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("provider_voice_id", sa.String(200), nullable=False),
+    sa.Column("language_code", sa.String(35), nullable=False, server_default=""),
+    sa.Column("model", sa.String(200), nullable=False, server_default=""),
+    sa.Column("config_json", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("blob_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Column("hit_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cached_at", sa.DateTime, nullable=False),
+    sa.Column("last_hit_at", sa.DateTime, nullable=True),
+    sa.Column("regenerated", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("imported", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("pinned", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("audio_filename", sa.String(255), nullable=True),
+    sa.UniqueConstraint("agent_id", "cache_key", name="uq_entries_agent_key"),
+    sa.Index("ix_entries_agent_cached", "agent_id", "cached_at"),
+    sqlite_autoincrement=True,  # ids are never reused: a deleted id stays deleted
+)
+
+phrase_requests = sa.Table(
+    "phrase_requests",
+    metadata,
+    sa.Column("agent_id", sa.String(128), primary_key=True),
+    sa.Column("cache_key", sa.String(64), primary_key=True),
+    sa.Column("request_count", sa.Integer, nullable=False),
+    sa.Column("window_started_at", sa.DateTime, nullable=False),
+)
+
+pending_blob_deletes = sa.Table(
+    "pending_blob_deletes",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("queued_at", sa.DateTime, nullable=False),
+)

@@ -1,0 +1,60 @@
+"""The one engine interface every TTS backend implements.
+
+An engine turns (text, voice, language, tuning) into a complete WAV file. It names the
+model it used, because the model is part of the cache key: new model, new audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    text: str
+    voice: str
+    language: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    provider: str
+
+    def model_for(self, config: Mapping[str, Any]) -> str:
+        """The model identity this config selects (part of the cache key)."""
+        ...
+
+    async def validate_voice(self, voice: str) -> None:
+        """Raise InvalidVoice if the engine cannot speak with this voice."""
+        ...
+
+    async def synthesize(self, request: SynthesisRequest) -> bytes:
+        """Return a complete, canonical WAV file; raise SynthesisFailed on engine failure."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class EngineRegistry:
+    """Engines by provider name."""
+
+    def __init__(self, engines: list[Engine] | None = None) -> None:
+        self._engines: dict[str, Engine] = {}
+        for engine in engines or []:
+            self.add(engine)
+
+    def add(self, engine: Engine) -> None:
+        self._engines[engine.provider] = engine
+
+    def get(self, provider: str) -> Engine | None:
+        return self._engines.get(provider)
+
+    def providers(self) -> list[str]:
+        return sorted(self._engines)
+
+    async def close(self) -> None:
+        for engine in self._engines.values():
+            await engine.close()

@@ -1,0 +1,97 @@
+"""espeak-ng as a subprocess: always available, offline, deterministic."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from audiocache.audio.wav import normalize_wav
+from audiocache.errors import InvalidAudio, InvalidInput, InvalidVoice, SynthesisFailed
+from audiocache.tts.base import SynthesisRequest
+
+DEFAULT_WPM = 175
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+
+
+class EspeakEngine:
+    provider = "espeak"
+
+    def __init__(self, binary: str = "espeak-ng", timeout_seconds: float = 30.0) -> None:
+        found = shutil.which(binary)
+        if found is None:
+            raise RuntimeError(f"{binary} is not installed (apt-get install espeak-ng)")
+        self.binary = found
+        self.timeout_seconds = timeout_seconds
+        self._voices: frozenset[str] | None = None
+        self._version: str | None = None
+
+    async def start(self) -> None:
+        version = await self._run(["--version"], b"")
+        # "eSpeak NG text-to-speech: 1.51  Data at: ..." → "espeak-ng-1.51"
+        words = version.decode(errors="replace").split()
+        number = next((w for w in words if w[:1].isdigit()), "unknown")
+        self._version = f"espeak-ng-{number}"
+        listing = (await self._run(["--voices"], b"")).decode(errors="replace").splitlines()
+        voices: set[str] = set()
+        for line in listing[1:]:
+            columns = line.split()
+            if len(columns) >= 5 and not columns[4].startswith("mb/"):
+                voices.update({columns[1].lower(), columns[4].lower()})
+        self._voices = frozenset(voices)
+
+    def model_for(self, config: Mapping[str, Any]) -> str:
+        return str(config.get("modelId") or self._version or "espeak-ng")
+
+    async def validate_voice(self, voice: str) -> None:
+        if self._voices is None:
+            await self.start()
+        assert self._voices is not None
+        if voice.lower() not in self._voices:
+            raise InvalidVoice(f"espeak-ng has no voice {voice!r} (try en-us, en-gb, de, fr …)")
+
+    async def synthesize(self, request: SynthesisRequest) -> bytes:
+        await self.validate_voice(request.voice)
+        speed = float(request.config.get("speed") or 1.0)
+        if not MIN_SPEED <= speed <= MAX_SPEED:
+            raise InvalidInput(f"config.speed must be between {MIN_SPEED} and {MAX_SPEED}")
+        wpm = max(80, min(450, round(DEFAULT_WPM * speed)))
+        volume = request.config.get("volume")
+        args = ["--stdout", "-v", request.voice.lower(), "-s", str(wpm)]
+        if volume is not None:
+            # espeak amplitude 0-200, 100 = normal; config.volume 1.0 = normal
+            args += ["-a", str(max(0, min(200, round(100 * float(volume)))))]
+        # Text on stdin, never argv: a phrase starting with "-" must not become a flag.
+        output = await self._run(args, request.text.encode("utf-8"))
+        try:
+            return normalize_wav(output)
+        except InvalidAudio as exc:
+            raise SynthesisFailed(f"espeak-ng produced no usable audio: {exc}") from exc
+
+    async def _run(self, args: list[str], stdin: bytes) -> bytes:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.binary,
+                *args,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise SynthesisFailed(f"could not start espeak-ng: {exc.strerror}") from exc
+        try:
+            out, err = await asyncio.wait_for(
+                process.communicate(stdin), timeout=self.timeout_seconds
+            )
+        except TimeoutError as exc:
+            process.kill()
+            await process.wait()
+            raise SynthesisFailed("espeak-ng timed out") from exc
+        if process.returncode != 0:
+            message = err.decode(errors="replace").strip()[:200]
+            raise SynthesisFailed(f"espeak-ng failed: {message or process.returncode}")
+        return out
+
+    async def close(self) -> None:
+        return None
