@@ -36,9 +36,7 @@ class Authenticator:
             principal = cached[1]
         else:
             found = await self.keys.find_active(key)
-            principal = (
-                Principal(found.key_id, found.account_id, found.grants) if found else None
-            )
+            principal = Principal(found.key_id, found.account_id, found.grants) if found else None
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (now, principal)
@@ -59,5 +57,7 @@ def validate_grants(grants: list[str]) -> set[str]:
     valid = set(PERMISSIONS) | {p.split(":")[0] + ":*" for p in PERMISSIONS} | {"*"}
     unknown = [g for g in grants if g not in valid]
     if unknown:
-        raise ValueError(f"unknown permission(s): {', '.join(unknown)}; valid: {', '.join(PERMISSIONS)}")
+        raise ValueError(
+            f"unknown permission(s): {', '.join(unknown)}; valid: {', '.join(PERMISSIONS)}"
+        )
     return set(grants)

@@ -47,14 +47,14 @@ class Settings(BaseSettings):
     admission_min_hits: int = Field(
         2, ge=1, description="Default admission: store a phrase once asked this many times ..."
     )
-    admission_window_seconds: int = Field(
-        86400, gt=0, description="... within this many seconds."
-    )
+    admission_window_seconds: int = Field(86400, gt=0, description="... within this many seconds.")
     hit_flush_seconds: float = Field(
         1.0, gt=0, description="Interval at which in-memory hit counts are written to the database."
     )
     key_cache_seconds: float = Field(
-        2.0, ge=0, description="How long a verified API key is trusted before it is looked up again."
+        2.0,
+        ge=0,
+        description="How long a verified API key is trusted before it is looked up again.",
     )
     gc_grace_seconds: int = Field(
         600,

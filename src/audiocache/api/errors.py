@@ -93,7 +93,7 @@ def describe_validation(errors: Any) -> str:
     for error in list(errors)[:5]:
         location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
         parts.append(f"{location}: {error.get('msg', 'invalid')}" if location else error["msg"])
-    return "Invalid request – " + "; ".join(parts) if parts else "Invalid request"
+    return "Invalid request - " + "; ".join(parts) if parts else "Invalid request"
 
 
 def install_error_handlers(app: FastAPI) -> None:

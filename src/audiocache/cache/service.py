@@ -258,7 +258,9 @@ class CacheService:
 
     async def _ensure_blob(self, sha256: str, data: bytes) -> None:
         if await self.blobs.stat(sha256) is None:
-            log.warning("blob %s vanished after commit (concurrent sweep); writing it again", sha256)
+            log.warning(
+                "blob %s vanished after commit (concurrent sweep); writing it again", sha256
+            )
             await self.blobs.put(data)
 
     async def _sweep(self, shas: list[str] | None) -> None:

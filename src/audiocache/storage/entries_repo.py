@@ -195,7 +195,9 @@ class EntryRepository:
             if row is None:
                 await conn.execute(
                     phrase_requests.insert().values(
-                        agent_id=agent_id, cache_key=cache_key, request_count=n,
+                        agent_id=agent_id,
+                        cache_key=cache_key,
+                        request_count=n,
                         window_started_at=now,
                     )
                 )
@@ -222,7 +224,9 @@ class EntryRepository:
 
     async def count(self) -> int:
         async with self.db.read() as conn:
-            return (await conn.execute(sa.select(sa.func.count()).select_from(entries))).scalar_one()
+            return (
+                await conn.execute(sa.select(sa.func.count()).select_from(entries))
+            ).scalar_one()
 
 
 def _filter_sql(clause: FilterClause) -> sa.ColumnElement[bool]:

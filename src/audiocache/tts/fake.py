@@ -60,8 +60,9 @@ class FakeEngine:
 def tone_for(request: SynthesisRequest, sample_rate: int) -> bytes:
     """About 60 ms of audio per character, at a pitch derived from the whole request."""
     seed = hashlib.sha256(
-        repr((request.text, request.voice, request.language, sorted(request.config.items())))
-        .encode()
+        repr(
+            (request.text, request.voice, request.language, sorted(request.config.items()))
+        ).encode()
     ).digest()
     frequency = 200 + seed[0] * 4
     frames = max(1, len(request.text)) * sample_rate * 60 // 1000

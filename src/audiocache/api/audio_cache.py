@@ -1,0 +1,328 @@
+"""The seven Audio Cache operations of the Agents API: parse → one domain call → shape."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.datastructures import UploadFile
+
+from audiocache.api.audio_response import BlobResponse
+from audiocache.api.deps import ServicesDep, caller
+from audiocache.api.docs import AUDIO_WAV, errors, json_body
+from audiocache.api.requests import (
+    parse_json,
+    parse_json_text,
+    read_limited,
+    sanitize_filename,
+)
+from audiocache.api.schemas import (
+    AudioCacheEntry,
+    BulkDeleteAudioCacheRequest,
+    BulkDeleteAudioCacheResponse,
+    DeleteAudioCacheEntryResponse,
+    DetailsSettings,
+    ListAudioCacheResponse,
+    SynthesizeAudioRequest,
+)
+from audiocache.audio.wav import parse_wav
+from audiocache.cache.query import parse_entry_id, parse_filters, parse_sort
+from audiocache.errors import EmptyPayload, InvalidId, InvalidInput, NotFound, PayloadTooLarge
+from audiocache.models import EntryQuery, Principal
+from audiocache.services import Services
+
+router = APIRouter(prefix="/v1/agents/{agentId}/audio-cache", tags=["Audio Cache"])
+READ, WRITE = "audio_cache:read", "audio_cache:write"
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+@router.get(
+    "",
+    operation_id="listAudioCacheEntries",
+    summary="List cached audio entries",
+    response_model=ListAudioCacheResponse,
+    responses=errors(400, 401, 403, 404),
+)
+async def list_entries(
+    agentId: str,
+    limit: Annotated[int, Query(ge=1, le=200, description="Max entries to return (1-200)")] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="Pagination offset")] = 0,
+    sort: Annotated[
+        str | None, Query(description="e.g. 'hit_count:desc', 'duration:asc'", max_length=200)
+    ] = None,
+    filter: Annotated[
+        list[str] | None,
+        Query(
+            description="field:op:value, e.g. 'transcript:contains:thanks', 'provider:eq:espeak',"
+            " 'language:eq:en-US', 'voice:eq:en-us', 'imported:eq:true'; repeat or join with"
+            " ' and '",
+            max_length=500,
+        ),
+    ] = None,
+    principal: Principal = caller(READ),
+    services: Services = ServicesDep,
+) -> ListAudioCacheResponse:
+    query = EntryQuery(limit, offset, parse_sort(sort), parse_filters(filter or []))
+    agent = await services.agents.owned(principal.account_id, agentId)
+    found, total = await services.cache.list_entries(agent.id, query)
+    return ListAudioCacheResponse(
+        entries=[AudioCacheEntry.of(e, services.cache.hit_count(e)) for e in found],
+        totalCount=total,
+    )
+
+
+@router.delete(
+    "/{entryId}",
+    operation_id="deleteAudioCacheEntry",
+    summary="Delete a cached audio entry",
+    response_model=DeleteAudioCacheEntryResponse,
+    responses=errors(400, 401, 403, 404),
+)
+async def delete_entry(
+    agentId: str,
+    entryId: str,
+    principal: Principal = caller(WRITE),
+    services: Services = ServicesDep,
+) -> DeleteAudioCacheEntryResponse:
+    entry_id = parse_entry_id(entryId)
+    agent = await services.agents.owned(principal.account_id, agentId)
+    if not await services.cache.delete_entries(agent.id, [entry_id]):
+        raise NotFound("Audio cache entry not found")
+    return DeleteAudioCacheEntryResponse(success=True)
+
+
+@router.api_route(
+    "/{entryId}/file",
+    methods=["GET", "HEAD"],
+    operation_id="downloadAudioCacheFile",
+    response_model=None,
+    summary="Download cached audio file",
+    response_class=Response,
+    responses={
+        200: {"description": "The WAV audio", "content": AUDIO_WAV},
+        206: {"description": "Part of the WAV audio (Range)", "content": AUDIO_WAV},
+        **errors(400, 401, 403, 404, 416),
+    },
+)
+async def download_file(
+    agentId: str,
+    entryId: str,
+    principal: Principal = caller(READ),
+    services: Services = ServicesDep,
+) -> BlobResponse:
+    entry_id = parse_entry_id(entryId)
+    entry = await services.entries.get_in_account(principal.account_id, agentId, entry_id)
+    if entry is None:
+        raise NotFound("Audio cache entry not found")
+    blobs = services.blobs
+    return BlobResponse(
+        open=lambda start, end: blobs.open_range(entry.blob_sha256, start, end),
+        size=entry.size_bytes,
+        etag=entry.blob_sha256,
+        media_type="audio/wav",
+        filename=entry.audio_filename or f"{entry.id}.wav",
+    )
+
+
+@router.patch(
+    "/{entryId}/file",
+    operation_id="replaceAudioCacheFile",
+    summary="Replace cached audio file",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Audio file replaced"}, **errors(400, 401, 403, 404)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def replace_file(
+    request: Request,
+    agentId: str,
+    entryId: str,
+    x_filename: Annotated[str | None, Header(alias="X-Filename")] = None,
+    principal: Principal = caller(WRITE),
+    services: Services = ServicesDep,
+) -> Response:
+    entry_id = parse_entry_id(entryId)
+    wav = await read_limited(request, services.settings.max_upload_bytes)
+    filename = sanitize_filename(_header_text(x_filename), f"{entry_id}.wav")
+    parse_wav(wav)  # 400 before 404, as the contract orders the checks
+    agent = await services.agents.owned(principal.account_id, agentId)
+    entry = await services.cache.get_entry(agent.id, entry_id)
+    await services.cache.replace_audio(entry, wav, filename)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/{entryId}/details",
+    operation_id="replaceAudioCacheDetails",
+    summary="Replace audio file and voice tuning settings",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "Audio and settings updated"},
+        **errors(400, 401, 403, 404, 409),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", "settings"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "settings": {
+                                "type": "string",
+                                "description": 'JSON {"text": string, "config": VoiceTuningConfig}',
+                            },
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def replace_details(
+    request: Request,
+    agentId: str,
+    entryId: str,
+    x_filename: Annotated[str | None, Header(alias="X-Filename")] = None,
+    principal: Principal = caller(WRITE),
+    services: Services = ServicesDep,
+) -> Response:
+    entry_id = parse_entry_id(entryId)
+    limit = services.settings.max_upload_bytes
+    wav, part_name, settings_text = await _read_details_form(request, limit)
+    settings = parse_json_text(settings_text, DetailsSettings, what="settings")
+    filename = sanitize_filename(_header_text(x_filename) or part_name, f"{entry_id}.wav")
+    parse_wav(wav)
+    agent = await services.agents.owned(principal.account_id, agentId)
+    entry = await services.cache.get_entry(agent.id, entry_id)
+    await services.cache.replace_details(
+        entry, wav, filename, settings.text, settings.config.as_config()
+    )
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{entryId}/synthesize",
+    operation_id="synthesizeAudioCachePreview",
+    summary="Synthesize audio preview",
+    response_class=Response,
+    responses={
+        200: {"description": "Synthesized audio", "content": AUDIO_WAV},
+        **errors(400, 401, 403, 404, 502),
+    },
+    openapi_extra=json_body(SynthesizeAudioRequest),
+)
+async def synthesize_preview(
+    request: Request,
+    agentId: str,
+    entryId: str,
+    principal: Principal = caller(READ),
+    services: Services = ServicesDep,
+) -> Response:
+    entry_id = parse_entry_id(entryId)
+    body = await parse_json(request, SynthesizeAudioRequest)
+    agent = await services.agents.owned(principal.account_id, agentId)
+    entry = await services.cache.get_entry(agent.id, entry_id)
+    audio = await services.cache.preview(entry, body.text, body.config.as_config(), body.language)
+    return Response(audio, media_type="audio/wav")
+
+
+@router.post(
+    "/bulk-delete",
+    operation_id="bulkDeleteAudioCacheEntries",
+    summary="Bulk delete cached audio entries",
+    response_model=BulkDeleteAudioCacheResponse,
+    responses=errors(400, 401, 403, 404),
+    openapi_extra=json_body(BulkDeleteAudioCacheRequest),
+)
+async def bulk_delete(
+    request: Request,
+    agentId: str,
+    principal: Principal = caller(WRITE),
+    services: Services = ServicesDep,
+) -> BulkDeleteAudioCacheResponse:
+    body = await parse_json(request, BulkDeleteAudioCacheRequest)
+    agent = await services.agents.owned(principal.account_id, agentId)
+    numeric: dict[str, int] = {}
+    for raw in body.ids:
+        try:
+            numeric[raw] = parse_entry_id(raw)
+        except InvalidId:
+            continue
+    deleted_ids = set(await services.cache.delete_entries(agent.id, sorted(set(numeric.values()))))
+    deleted, failed, seen = [], [], set()
+    for raw in body.ids:
+        if raw in seen:
+            continue
+        seen.add(raw)
+        (deleted if numeric.get(raw) in deleted_ids else failed).append(raw)
+    return BulkDeleteAudioCacheResponse(deleted=deleted, failed=failed)
+
+
+def _header_text(value: str | None) -> str | None:
+    """Header values arrive as latin-1; a UTF-8 filename is re-read as UTF-8 when it can be."""
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+async def _read_details_form(request: Request, limit: int) -> tuple[bytes, str | None, str]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidInput("Send multipart/form-data with a 'file' part and a 'settings' part")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"The upload is {declared} bytes; the file limit is {limit} bytes")
+    limited = Request(request.scope, _limited_receive(request, limit + MULTIPART_OVERHEAD))
+    try:
+        form = await limited.form(max_files=1, max_fields=4, max_part_size=256 * 1024)
+    except PayloadTooLarge:
+        raise
+    except Exception as exc:  # the multipart parser's own errors: malformed body
+        raise InvalidInput(f"Malformed multipart body: {exc}") from exc
+    try:
+        file_part = form.get("file")
+        settings_part = form.get("settings")
+        if not isinstance(file_part, UploadFile):
+            raise InvalidInput("The 'file' part is missing (send it as a file part)")
+        if settings_part is None:
+            raise InvalidInput("The 'settings' part is missing")
+        if isinstance(settings_part, UploadFile):
+            settings_text = (await settings_part.read(256 * 1024 + 1)).decode("utf-8", "replace")
+        else:
+            settings_text = settings_part
+        wav = await file_part.read(limit + 1)
+        if len(wav) > limit:
+            raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes")
+        if not wav:
+            raise EmptyPayload("The 'file' part is empty")
+        return wav, file_part.filename, settings_text
+    finally:
+        await form.close()
+
+
+def _limited_receive(request: Request, limit: int):  # type: ignore[no-untyped-def]
+    total = 0
+    receive = request.receive
+
+    async def wrapped():  # type: ignore[no-untyped-def]
+        nonlocal total
+        message = await receive()
+        if message["type"] == "http.request":
+            total += len(message.get("body", b""))
+            if total > limit:
+                raise PayloadTooLarge(f"The upload exceeds the limit of {limit} bytes")
+        return message
+
+    return wrapped

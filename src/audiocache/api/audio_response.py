@@ -1,0 +1,216 @@
+"""Serve a stored blob over HTTP: ETag, HEAD, conditional GET and byte ranges.
+
+Ranges follow RFC 9110 as Starlette's FileResponse reads it: ``bytes=a-b``, ``a-``, ``-n``,
+several at once as ``multipart/byteranges``; ``If-Range`` with a different validator
+serves the whole file; nothing satisfiable is 416 with ``Content-Range: bytes */size``
+(in the error envelope). A malformed Range header is ignored, as the RFC allows.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from urllib.parse import quote
+
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from audiocache.api.errors import envelope_bytes
+from audiocache.errors import RangeNotSatisfiable
+
+MAX_RANGES = 20
+Opener = Callable[[int, int], AsyncIterator[bytes]]
+
+
+def content_disposition(filename: str) -> str:
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
+    """Half-open [start, end) ranges, merged; None when the header is malformed (ignore it)."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or not spec.strip():
+        return None
+    parts = spec.split(",")
+    if len(parts) > MAX_RANGES:
+        return None
+    ranges: list[tuple[int, int]] = []
+    for part in parts:
+        first, dash, last = part.strip().partition("-")
+        if not dash or not (first.isdigit() or last.isdigit()):
+            return None
+        if (first and not first.isdigit()) or (last and not last.isdigit()):
+            return None
+        if not first:  # suffix: the last N bytes
+            count = int(last)
+            if count == 0:
+                continue
+            ranges.append((max(0, size - count), size))
+            continue
+        start = int(first)
+        end = min(int(last) + 1, size) if last else size
+        if last and int(last) < start:
+            return None
+        if start < size:
+            ranges.append((start, end))
+    if not ranges:
+        raise RangeNotSatisfiable(size)
+    ranges.sort()
+    merged = [ranges[0]]
+    for start, end in ranges[1:]:
+        if start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+class BlobResponse(Response):
+    """An ASGI response for one blob; ``open`` yields bytes [start, end) of it.
+
+    A Response subclass only so that FastAPI passes it through untouched; it renders itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        open: Opener,
+        size: int,
+        etag: str,
+        media_type: str,
+        filename: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.open = open
+        self.size = size
+        self.etag = f'"{etag}"'
+        self.media_type = media_type
+        self.filename = filename
+        self.extra_headers = extra_headers or {}
+        self.status_code = 200
+        self.background: BackgroundTask | None = None
+
+    def _headers(self, length: int, content_type: str) -> list[tuple[bytes, bytes]]:
+        headers = {
+            "content-type": content_type,
+            "content-length": str(length),
+            "accept-ranges": "bytes",
+            "etag": self.etag,
+            "cache-control": "private, no-cache",
+            **self.extra_headers,
+        }
+        if self.filename:
+            headers["content-disposition"] = content_disposition(self.filename)
+        return [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+        }
+        head_only = scope["method"] == "HEAD"
+        if_none_match = request_headers.get("if-none-match")
+        if if_none_match and self._matches(if_none_match):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 304,
+                    "headers": [
+                        (b"etag", self.etag.encode()),
+                        (b"cache-control", b"private, no-cache"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        ranges = None
+        range_header = request_headers.get("range")
+        if_range = request_headers.get("if-range")
+        if range_header and (if_range is None or if_range.strip() == self.etag):
+            try:
+                ranges = parse_ranges(range_header, self.size)
+            except RangeNotSatisfiable as exc:
+                await self._send_416(scope, send, exc)
+                return
+        if not ranges:
+            await self._send_whole(send, head_only)
+        elif len(ranges) == 1:
+            await self._send_single(send, head_only, *ranges[0])
+        else:
+            await self._send_multi(send, head_only, ranges)
+
+    def _matches(self, header: str) -> bool:
+        tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+        return "*" in tags or self.etag in tags
+
+    async def _send_whole(self, send: Send, head_only: bool) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": self._headers(self.size, self.media_type),
+            }
+        )
+        await self._stream(send, 0, self.size, head_only, last=True)
+
+    async def _send_single(self, send: Send, head_only: bool, start: int, end: int) -> None:
+        headers = self._headers(end - start, self.media_type)
+        headers.append((b"content-range", f"bytes {start}-{end - 1}/{self.size}".encode()))
+        await send({"type": "http.response.start", "status": 206, "headers": headers})
+        await self._stream(send, start, end, head_only, last=True)
+
+    async def _send_multi(self, send: Send, head_only: bool, ranges: list[tuple[int, int]]) -> None:
+        boundary = secrets.token_hex(12)
+        preambles = [
+            (
+                f"--{boundary}\r\nContent-Type: {self.media_type}\r\n"
+                f"Content-Range: bytes {start}-{end - 1}/{self.size}\r\n\r\n"
+            ).encode()
+            for start, end in ranges
+        ]
+        closing = f"\r\n--{boundary}--\r\n".encode()
+        length = sum(len(p) for p in preambles) + sum(e - s for s, e in ranges)
+        length += 2 * (len(ranges) - 1) + len(closing)
+        content_type = f"multipart/byteranges; boundary={boundary}"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 206,
+                "headers": self._headers(length, content_type),
+            }
+        )
+        if head_only:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        for index, ((start, end), preamble) in enumerate(zip(ranges, preambles, strict=True)):
+            prefix = b"\r\n" + preamble if index else preamble
+            await send({"type": "http.response.body", "body": prefix, "more_body": True})
+            await self._stream(send, start, end, False, last=False)
+        await send({"type": "http.response.body", "body": closing})
+
+    async def _stream(self, send: Send, start: int, end: int, head_only: bool, last: bool) -> None:
+        if head_only or start >= end:
+            if last:
+                await send({"type": "http.response.body", "body": b""})
+            return
+        async for chunk in self.open(start, end):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if last:
+            await send({"type": "http.response.body", "body": b""})
+
+    async def _send_416(self, scope: Scope, send: Send, exc: RangeNotSatisfiable) -> None:
+        cid = scope.get("state", {}).get("correlation_id", "unknown")
+        body = envelope_bytes(cid, exc.error_code, exc.message)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 416,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-range", f"bytes */{self.size}".encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,38 @@
+"""Route dependencies: the services, and the caller checked 401 → 403 before anything else."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from audiocache.auth import require
+from audiocache.models import Principal
+from audiocache.services import Services
+
+api_key_header = APIKeyHeader(name="X-API-KEY", auto_error=False, scheme_name="polyApiKey")
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def permission(name: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the key, then checks it grants ``name``."""
+
+    async def dependency(request: Request, key: str | None = Security(api_key_header)) -> Principal:
+        principal = await services(request).authenticator.authenticate(key)
+        require(principal, name)
+        return principal
+
+    dependency.__name__ = f"require_{name.replace(':', '_')}"
+    return dependency
+
+
+def caller(name: str) -> Principal:
+    """``principal: Principal = caller("audio_cache:read")`` in a route signature."""
+    return Depends(permission(name))  # type: ignore[no-any-return]
+
+
+ServicesDep = Depends(services)

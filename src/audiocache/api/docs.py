@@ -1,0 +1,53 @@
+"""OpenAPI helpers for routes that parse their own bodies (so auth runs before parsing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from audiocache.api.schemas import Error
+
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+_DESCRIPTIONS = {
+    400: "Invalid request",
+    401: "Unauthorized - missing or invalid API key",
+    403: "Forbidden - the API key lacks the permission",
+    404: "Resource not found",
+    409: "Conflict",
+    416: "Range not satisfiable",
+    502: "The TTS engine failed",
+}
+
+AUDIO_WAV = {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": Error, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    _BODY_MODELS[model.__name__] = model
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, model in _BODY_MODELS.items():
+            model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(model_schema.pop("$defs", {}))
+            components[name] = model_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

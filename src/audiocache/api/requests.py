@@ -1,0 +1,66 @@
+"""Reading request bodies: size-limited streams and JSON parsed after auth, not before."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from audiocache.api.errors import describe_validation
+from audiocache.errors import EmptyPayload, InvalidInput, PayloadTooLarge
+
+M = TypeVar("M", bound=BaseModel)
+MAX_JSON_BYTES = 1024 * 1024
+_UNSAFE_FILENAME = re.compile(r'[\\/:*?"<>|]')
+
+
+async def read_limited(request: Request, limit: int, *, what: str = "file") -> bytes:
+    """The body, refused as soon as it passes ``limit`` (before reading any more of it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The {what} is {int(declared)} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"The {what} exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    if total == 0:
+        raise EmptyPayload(f"The {what} is empty")
+    return b"".join(chunks)
+
+
+async def parse_json(request: Request, model: type[M]) -> M:
+    raw = await read_limited(request, MAX_JSON_BYTES, what="JSON body")
+    return parse_json_text(raw, model)
+
+
+def parse_json_text(raw: bytes | str, model: type[M], *, what: str = "body") -> M:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"The {what} is not valid JSON") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation(exc.errors()).replace("request", what, 1)) from exc
+
+
+def sanitize_filename(raw: str | None, default: str) -> str:
+    """Keep only the last path part, drop control and reserved characters, cap the length."""
+    if raw is None:
+        return default
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    name = _UNSAFE_FILENAME.sub("_", name).strip().strip(".").strip()
+    if not name:
+        return default
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 200 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:200]
+    return name

@@ -1,0 +1,194 @@
+"""Wire shapes, named and cased as the Agents API 1.0.11 contract names them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+
+from audiocache.models import Agent, Entry
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Number = StrictInt | StrictFloat
+
+
+class VoiceTuningConfig(BaseModel):
+    """Provider-specific tuning; all optional. Unknown fields are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stability: Number | None = None
+    similarityBoost: Number | None = None
+    speed: Number | None = Field(None, gt=0)
+    modelId: str | None = None
+    engine: str | None = None
+    emotion: str | None = None
+    volume: Number | None = Field(None, ge=0)
+    version: str | None = None
+    voiceDescription: str | None = None
+    instantMode: StrictBool | None = None
+
+    def as_config(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class SynthesizeAudioRequest(BaseModel):
+    text: str
+    config: VoiceTuningConfig
+    language: str | None = Field(None, max_length=35)
+
+
+class DetailsSettings(BaseModel):
+    """The JSON inside the ``settings`` part of ``PUT …/details``."""
+
+    text: str
+    config: VoiceTuningConfig
+
+
+class BulkDeleteAudioCacheRequest(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=20)
+
+
+class BulkDeleteAudioCacheResponse(BaseModel):
+    deleted: list[str]
+    failed: list[str]
+
+
+class DeleteAudioCacheEntryResponse(BaseModel):
+    success: bool
+
+
+class AudioCacheEntry(BaseModel):
+    id: str
+    transcript: str
+    cachedAt: datetime
+    hitCount: int
+    duration: float
+    regenerated: bool
+    provider: str
+    providerVoiceId: str
+    audioFilename: str | None = None
+    imported: bool
+    languageCode: str = ""
+    pinned: bool = False
+
+    @classmethod
+    def of(cls, entry: Entry, hit_count: int) -> AudioCacheEntry:
+        return cls(
+            id=str(entry.id),
+            transcript=entry.transcript,
+            cachedAt=as_utc(entry.cached_at),
+            hitCount=hit_count,
+            duration=round(entry.duration, 6),
+            regenerated=entry.regenerated,
+            provider=entry.provider,
+            providerVoiceId=entry.provider_voice_id,
+            audioFilename=entry.audio_filename,
+            imported=entry.imported,
+            languageCode=entry.language_code,
+            pinned=entry.pinned,
+        )
+
+
+class ListAudioCacheResponse(BaseModel):
+    entries: list[AudioCacheEntry]
+    totalCount: int
+
+
+class ResponseSettings(_Strict):
+    greeting: str = Field(min_length=1)
+    languageCode: str = Field("en-GB", min_length=1, max_length=35)
+
+
+class VoiceSettings(_Strict):
+    voiceId: str = Field(min_length=1, max_length=200)
+
+
+class LlmSettings(_Strict):
+    modelId: str | None = Field(None, max_length=200)
+
+
+class ExperimentalConfig(_Strict):
+    configs: list[dict[str, Any]]
+
+
+AGENT_ID_PATTERN = r"^[a-zA-Z0-9-]+$"
+
+
+class CreateAgentBody(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    agentId: str | None = Field(None, pattern=AGENT_ID_PATTERN, min_length=1, max_length=128)
+    responseSettings: ResponseSettings
+    voiceSettings: VoiceSettings | None = None
+    llmSettings: LlmSettings | None = None
+    experimentalConfig: ExperimentalConfig | None = None
+
+
+class DuplicateAgentBody(_Strict):
+    newAgentId: str | None = Field(None, pattern=AGENT_ID_PATTERN, min_length=1, max_length=128)
+    newAgentName: str = Field(min_length=1, max_length=100)
+
+
+class AgentResponse(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    accountId: str
+    agentId: str
+    agentName: str
+    createdAt: str
+    updatedAt: str
+    branchCount: float
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentResponse:
+        return cls(
+            accountId=agent.account_id,
+            agentId=agent.id,
+            agentName=agent.name,
+            createdAt=as_utc(agent.created_at).isoformat(),
+            updatedAt=as_utc(agent.updated_at).isoformat(),
+            branchCount=agent.branch_count,
+        )
+
+
+class CachePolicy(_Strict):
+    """audiocache's own: when a synthesized phrase is kept (not part of the Agents API)."""
+
+    admission: str = Field(description="default | always | never | min_hits")
+    minHits: int | None = Field(None, ge=1, le=1_000_000)
+    windowSeconds: int | None = Field(None, ge=1, le=366 * 86400)
+
+    @classmethod
+    def of(cls, agent: Agent) -> CachePolicy:
+        return cls(
+            admission=agent.admission,
+            minHits=agent.admission_min_hits,
+            windowSeconds=agent.admission_window_seconds,
+        )
+
+
+class SpeakRequest(_Strict):
+    """audiocache's runtime path: this text in this voice, from cache or synthesized once."""
+
+    text: str
+    voice: str | None = Field(None, max_length=200)
+    language: str | None = Field(None, max_length=35)
+    config: VoiceTuningConfig | None = None
+
+
+class Error(BaseModel):
+    success: bool = False
+    error: str
+    error_id: str
+    error_code: str
+    error_message: str
+    data: None = None
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

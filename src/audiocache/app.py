@@ -1,0 +1,50 @@
+"""create_app(settings): wires storage, engines and routes. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from audiocache import __version__
+from audiocache.api import agents, audio_cache, speak
+from audiocache.api.docs import install_openapi
+from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
+from audiocache.config import Settings
+from audiocache.services import Services, build_services
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    services = services or build_services(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="audiocache",
+        version=__version__,
+        description="Self-hosted TTS audio cache speaking the PolyAI Agents API audio cache "
+        "contract (1.0.11), plus a lookup-or-synthesize runtime path.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(audio_cache.router)
+    app.include_router(agents.router)
+    app.include_router(speak.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    install_openapi(app)
+    app.add_middleware(CorrelationMiddleware)
+    return app

@@ -1,0 +1,292 @@
+"""The ``audiocache`` command: serve, keys, agents, check, gc — all on the same services."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from audiocache.auth import validate_grants
+from audiocache.config import Settings
+from audiocache.services import Services, build_services
+from audiocache.storage import gc
+
+app = typer.Typer(help="Self-hosted TTS audio cache for voice agents.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+agents_app = typer.Typer(help="Agents: list, create, set the cache policy.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(agents_app, name="agents")
+console = Console(stderr=True)
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (env AUDIOCACHE_DATA_DIR).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)
+
+
+def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run one async job against freshly built (and migrated) services, then close them."""
+
+    async def main() -> T:
+        services = build_services(settings, engines=[])
+        await services.db.migrate()
+        try:
+            return await work(services)
+        finally:
+            await services.stop()
+
+    return anyio.run(main)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (AUDIOCACHE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (AUDIOCACHE_PORT).")] = None,
+    data_dir: DataDir = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Run the HTTP API (creates and migrates the database on first start)."""
+    import uvicorn
+
+    settings = _settings(data_dir, host=host, port=port, workers=workers)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"audiocache on http://{settings.host}:{settings.port} "
+        f"(data: {settings.data_dir.resolve()})"
+    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers > 1:
+        # Workers import the app themselves; hand them the settings through the environment.
+        for name, value in settings.model_dump(exclude_none=True).items():
+            os.environ[f"AUDIOCACHE_{name.upper()}"] = str(value)
+        uvicorn.run("audiocache.app:create_app", factory=True, workers=settings.workers, **common)
+    else:
+        from audiocache.app import create_app
+
+        uvicorn.run(create_app(settings), **common)
+
+
+@app.command()
+def init(data_dir: DataDir = None) -> None:
+    """Create the data folder and migrate the database."""
+    settings = _settings(data_dir)
+    _with_services(settings, _noop)
+    console.print(f"initialised {settings.data_dir.resolve()}")
+
+
+async def _noop(_services: Services) -> None:
+    return None
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option(help="Account the key belongs to.")],
+    grant: Annotated[list[str], typer.Option(help="Permission, e.g. audio_cache:read; repeat.")],
+    label: Annotated[str, typer.Option(help="A note to tell keys apart.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Create a key; the key is printed once, as the last line (only its hash is kept)."""
+    try:
+        grants = validate_grants(grant)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--grant") from exc
+
+    async def work(services: Services) -> tuple[Any, str]:
+        return await services.keys.create(account, grants, label)
+
+    record, key = _with_services(_settings(data_dir), work)
+    console.print(f"key id {record.key_id} for account {account}: {' '.join(sorted(grants))}")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    account: Annotated[str | None, typer.Option(help="Only this account's keys.")] = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """List keys (never the keys themselves)."""
+
+    async def work(services: Services) -> list[Any]:
+        return await services.keys.list(account)
+
+    rows = [
+        {
+            "keyId": k.key_id,
+            "account": k.account_id,
+            "grants": sorted(k.grants),
+            "label": k.label,
+            "createdAt": k.created_at.isoformat(),
+            "revoked": k.revoked_at is not None,
+        }
+        for k in _with_services(_settings(data_dir), work)
+    ]
+    _present(rows, as_json, title="API keys")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a key by its key id; requests with it get 401 from then on."""
+
+    async def work(services: Services) -> bool:
+        return await services.keys.revoke(key_id)
+
+    if not _with_services(_settings(data_dir), work):
+        console.print(f"no active key with id {key_id}")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
+
+
+@agents_app.command("list")
+def agents_list(account: str, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """List an account's agents."""
+
+    async def work(services: Services) -> list[Any]:
+        return await services.agents.list(account)
+
+    rows = [
+        {"agentId": a.id, "name": a.name, "voice": a.voice_id, "admission": a.admission}
+        for a in _with_services(_settings(data_dir), work)
+    ]
+    _present(rows, as_json, title=f"Agents of {account}")
+
+
+@agents_app.command("create")
+def agents_create(
+    account: Annotated[str, typer.Option(help="Owning account.")],
+    name: Annotated[str, typer.Option(help="Agent name.")],
+    agent_id: Annotated[
+        str | None, typer.Option("--agent-id", help="Id (default: generated).")
+    ] = None,
+    voice: Annotated[str | None, typer.Option(help="Default voice, e.g. en-us.")] = None,
+    language: Annotated[str, typer.Option(help="Language code.")] = "en-GB",
+    data_dir: DataDir = None,
+) -> None:
+    """Create an agent; prints its id."""
+
+    async def work(services: Services) -> Any:
+        return await services.agents.create(
+            account,
+            agent_id=agent_id,
+            name=name,
+            greeting=name,
+            language_code=language,
+            voice_id=voice,
+        )
+
+    print(_with_services(_settings(data_dir), work).id)
+
+
+@agents_app.command("policy")
+def agents_policy(
+    agent_id: str,
+    admission: Annotated[str, typer.Argument(help="default | always | never | min_hits")],
+    min_hits: Annotated[int | None, typer.Option(help="With min_hits.")] = None,
+    window_seconds: Annotated[int | None, typer.Option(help="With min_hits.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Set when an agent's synthesized phrases are stored."""
+
+    async def work(services: Services) -> None:
+        agent = await services.agents.agents.get(agent_id)
+        if agent is None:
+            console.print(f"no agent {agent_id}")
+            raise typer.Exit(1)
+        await services.agents.set_policy(agent, admission, min_hits, window_seconds)
+
+    _with_services(_settings(data_dir), work)
+    console.print(f"{agent_id}: admission {admission}")
+
+
+@app.command()
+def check(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """Compare rows with blobs; exits 1 if a row lacks its blob or a blob lacks a row."""
+    settings = _settings(data_dir)
+
+    async def work(services: Services) -> gc.Report:
+        return await gc.check(services.db, services.blobs, settings.gc_grace_seconds)
+
+    report = _with_services(settings, work)
+    _present_report(report, as_json)
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
+@app.command("gc")
+def collect(
+    data_dir: DataDir = None,
+    grace_seconds: Annotated[
+        int | None,
+        typer.Option(help="Keep unreferenced blobs younger than this (a write may be in flight)."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Finish queued deletes and remove blobs no entry refers to."""
+    settings = _settings(data_dir)
+    grace = settings.gc_grace_seconds if grace_seconds is None else grace_seconds
+
+    async def work(services: Services) -> gc.Report:
+        return await gc.collect(services.db, services.blobs, grace)
+
+    report = _with_services(settings, work)
+    _present_report(report, as_json)
+    if report.rows_without_blob:
+        raise typer.Exit(1)
+
+
+def _present_report(report: gc.Report, as_json: bool) -> None:
+    data = {
+        "entries": report.entries,
+        "blobs": report.blobs,
+        "pending": report.pending,
+        "rowsWithoutBlob": report.rows_without_blob,
+        "blobsWithoutRow": report.blobs_without_row,
+        "swept": report.swept,
+        "collected": report.collected,
+        "tempFilesRemoved": report.temp_files_removed,
+    }
+    if as_json:
+        print(json.dumps(data))
+        return
+    for name, value in data.items():
+        console.print(f"{name:>16}: {value if not isinstance(value, list) else len(value)}")
+
+
+def _present(rows: list[dict[str, Any]], as_json: bool, *, title: str) -> None:
+    if as_json or not sys.stdout.isatty():
+        print(json.dumps(rows, indent=None if not sys.stdout.isatty() else 2))
+        return
+    table = Table(title=title)
+    for column in rows[0] if rows else ["(none)"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console().print(table)
+
+
+def main() -> None:
+    app()
