@@ -1,0 +1,3 @@
+from audiocache.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""Fixtures: an in-process app per test (SQLite + a folder + espeak-ng + a fake engine)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from support import ALL_GRANTS, Api
+
+from audiocache.app import create_app
+from audiocache.config import Settings
+from audiocache.services import Services, build_services
+from audiocache.tts.espeak import EspeakEngine
+from audiocache.tts.fake import FakeEngine
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_tool(name: str) -> str:
+    """A system tool the test needs: skip locally if missing, fail loudly under CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (make test installs it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AUDIOCACHE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", hit_flush_seconds=0.1, key_cache_seconds=0)
+
+
+@pytest.fixture
+def fake_engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def services(settings: Settings, fake_engine: FakeEngine) -> Services:
+    require_tool("espeak-ng")
+    return build_services(settings, engines=[EspeakEngine(), fake_engine])
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services.settings, services)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+
+
+@pytest.fixture
+async def api(client: httpx.AsyncClient, services: Services) -> Api:
+    """Account 'acme' with a key granting everything."""
+    _record, key = await services.keys.create("acme", set(ALL_GRANTS))
+    return Api(client=client, key=key, account="acme", services=services)

@@ -1,0 +1,197 @@
+"""Shared test helpers: a seeded API, WAV builders, the envelope check, a live server."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ALL_GRANTS = (
+    "audio_cache:read",
+    "audio_cache:write",
+    "agents:read",
+    "agents:write",
+    "voice_library:read",
+    "voice_library:write",
+)
+
+
+def sine_wav(seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> bytes:
+    frames = int(seconds * rate)
+    pcm = struct.pack(
+        f"<{frames}h", *(int(8000 * math.sin(2 * math.pi * freq * n / rate)) for n in range(frames))
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def assert_envelope(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    """The contract's error envelope, with error_id = the correlation id header."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"success", "error", "error_id", "error_code", "error_message", "data"}
+    assert body["success"] is False and body["data"] is None
+    assert body["error_id"] == response.headers["x-polyai-correlation-id"]
+    assert body["error_code"].isupper() and " " not in body["error_code"]
+    assert body["error"] and body["error_message"]
+    assert "Traceback" not in response.text and '"detail"' not in response.text
+    if code is not None:
+        assert body["error_code"] == code, body
+    return body
+
+
+@dataclass
+class Api:
+    """An API client bound to one account's key, with seeding shortcuts."""
+
+    client: httpx.AsyncClient
+    key: str
+    account: str
+    services: Any = None
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-KEY": self.key}
+
+    async def new_key(self, grants: Iterable[str], account: str | None = None) -> str:
+        _record, key = await self.services.keys.create(account or self.account, set(grants))
+        return key
+
+    async def create_agent(
+        self, agent_id: str = "agent-1", voice: str = "fake:alpha", admission: str = "always"
+    ) -> str:
+        body = {
+            "name": f"Agent {agent_id}",
+            "agentId": agent_id,
+            "responseSettings": {"greeting": "Hello", "languageCode": "en-US"},
+            "voiceSettings": {"voiceId": voice},
+        }
+        r = await self.client.post(
+            f"/v1/accounts/{self.account}/agents", json=body, headers=self.headers
+        )
+        assert r.status_code == 200, r.text
+        if admission != "default":
+            r = await self.client.put(
+                f"/v1/agents/{agent_id}/cache-policy",
+                json={"admission": admission},
+                headers=self.headers,
+            )
+            assert r.status_code == 200, r.text
+        return agent_id
+
+    async def speak(self, agent_id: str, text: str, **extra: Any) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/agents/{agent_id}/tts", json={"text": text, **extra}, headers=self.headers
+        )
+
+    async def seed_entry(self, agent_id: str, text: str, **extra: Any) -> str:
+        """Store an entry through the runtime path (agent admission 'always'); returns its id."""
+        r = await self.speak(agent_id, text, **extra)
+        assert r.status_code == 200, r.text
+        entry_id = r.headers.get("x-audio-cache-entry-id")
+        assert entry_id, "agent admission must be 'always' to seed"
+        return entry_id
+
+    async def entries(self, agent_id: str, **params: Any) -> dict:
+        r = await self.client.get(
+            f"/v1/agents/{agent_id}/audio-cache", params=params, headers=self.headers
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def audiocache_cli() -> list[str]:
+    return [sys.executable, "-m", "audiocache"]
+
+
+class LiveServer:
+    """``audiocache serve`` as a real process on a free loopback port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> LiveServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [
+                *audiocache_cli(),
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown hooks, no flush."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*audiocache_cli(), *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+        )
