@@ -66,7 +66,7 @@ async def list_entries(
     agent = await services.agents.owned(principal.account_id, agentId)
     found, total = await services.cache.list_entries(agent.id, query)
     return ListAudioCacheResponse(
-        entries=[AudioCacheEntry.of(e, services.cache.hit_count(e)) for e in found],
+        entries=[AudioCacheEntry.of(e) for e in found],
         totalCount=total,
     )
 
@@ -91,9 +91,20 @@ async def delete_entry(
     return DeleteAudioCacheEntryResponse(success=True)
 
 
-@router.api_route(
+@router.head(
     "/{entryId}/file",
-    methods=["GET", "HEAD"],
+    operation_id="headAudioCacheFile",  # one operationId per method: OpenAPI wants them unique
+    response_model=None,
+    summary="Headers of the cached audio file",
+    response_class=Response,
+    responses={
+        200: {"description": "The WAV audio's headers"},
+        206: {"description": "Headers of part of the WAV audio (Range)"},
+        **errors(400, 401, 403, 404, 416),
+    },
+)
+@router.get(
+    "/{entryId}/file",
     operation_id="downloadAudioCacheFile",
     response_model=None,
     summary="Download cached audio file",

@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from audiocache.api.errors import envelope_bytes
+from audiocache.api.errors import correlation_id, envelope_bytes
 from audiocache.errors import RangeNotSatisfiable
 
 MAX_RANGES = 20
@@ -200,8 +200,7 @@ class BlobResponse(Response):
             await send({"type": "http.response.body", "body": b""})
 
     async def _send_416(self, scope: Scope, send: Send, exc: RangeNotSatisfiable) -> None:
-        cid = scope.get("state", {}).get("correlation_id", "unknown")
-        body = envelope_bytes(cid, exc.error_code, exc.message)
+        body = envelope_bytes(correlation_id(scope), exc.error_code, exc.message)
         await send(
             {
                 "type": "http.response.start",

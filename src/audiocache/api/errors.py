@@ -37,8 +37,12 @@ _HTTP_CODES = {
 log = logging.getLogger("audiocache.api")
 
 
+SCOPE_KEY = "audiocache.correlation_id"
+
+
 def correlation_id(scope: Scope) -> str:
-    return scope.get("state", {}).get("correlation_id") or "unknown"
+    # A scope key of our own: scope["state"] may be one dict shared by every request.
+    return scope.get(SCOPE_KEY) or "unknown"
 
 
 def envelope_bytes(correlation: str, code: str, message: str) -> bytes:
@@ -126,7 +130,7 @@ class CorrelationMiddleware:
                 incoming = value.decode("latin-1")
                 break
         cid = incoming if incoming and _VALID_CORRELATION.match(incoming) else str(uuid.uuid4())
-        scope.setdefault("state", {})["correlation_id"] = cid
+        scope[SCOPE_KEY] = cid
         header = (_CORRELATION_BYTES, cid.encode("latin-1"))
         started = False
 

@@ -78,12 +78,12 @@ class AudioCacheEntry(BaseModel):
     pinned: bool = False
 
     @classmethod
-    def of(cls, entry: Entry, hit_count: int) -> AudioCacheEntry:
+    def of(cls, entry: Entry) -> AudioCacheEntry:
         return cls(
             id=str(entry.id),
             transcript=entry.transcript,
             cachedAt=as_utc(entry.cached_at),
-            hitCount=hit_count,
+            hitCount=entry.hit_count,
             duration=round(entry.duration, 6),
             regenerated=entry.regenerated,
             provider=entry.provider,

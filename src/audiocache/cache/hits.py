@@ -25,6 +25,9 @@ class HitCounter:
         self.interval_seconds = interval_seconds
         self._pending: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
+        # Held while a batch is between memory and the database, so readers that add
+        # pending counts to stored ones (``settled``) never see a batch in neither place.
+        self._lock = asyncio.Lock()
 
     def add(self, entry_id: int, n: int = 1) -> None:
         self._pending[entry_id] += n
@@ -32,16 +35,21 @@ class HitCounter:
     def pending(self, entry_id: int) -> int:
         return self._pending.get(entry_id, 0)
 
+    def settled(self) -> asyncio.Lock:
+        """``async with hits.settled():`` read stored counts, then add ``pending``."""
+        return self._lock
+
     async def flush(self) -> int:
         if not self._pending:
             return 0
-        batch, self._pending = self._pending, Counter()
-        try:
-            await self._write(batch, utcnow())
-        except Exception:
-            # Keep the counts for the next try rather than lose them on a passing error.
-            self._pending.update(batch)
-            raise
+        async with self._lock:
+            batch, self._pending = self._pending, Counter()
+            try:
+                await self._write(batch, utcnow())
+            except Exception:
+                # Keep the counts for the next try rather than lose them on a passing error.
+                self._pending.update(batch)
+                raise
         return sum(batch.values())
 
     def start(self) -> None:

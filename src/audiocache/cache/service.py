@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from audiocache.audio.wav import WavInfo, parse_wav
@@ -171,17 +171,17 @@ class CacheService:
     # -- operators' actions -----------------------------------------------------------
 
     async def list_entries(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
-        return await self.entries.list(agent_id, query)
+        """Entries with hit counts that include this process's unflushed hits."""
+        async with self.hits.settled():
+            found, total = await self.entries.list(agent_id, query)
+            counted = [replace(e, hit_count=e.hit_count + self.hits.pending(e.id)) for e in found]
+        return counted, total
 
     async def get_entry(self, agent_id: str, entry_id: int) -> Entry:
         entry = await self.entries.get(agent_id, entry_id)
         if entry is None:
             raise NotFound("Audio cache entry not found")
         return entry
-
-    def hit_count(self, entry: Entry) -> int:
-        """Stored count plus what this process counted and has not flushed yet."""
-        return entry.hit_count + self.hits.pending(entry.id)
 
     async def preview(
         self, entry: Entry, text: str, config: Mapping[str, Any], language: str | None
