@@ -1,0 +1,44 @@
+"""Shape rules: the domain never imports the web framework; the public surface is guarded."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import audiocache
+
+PACKAGE = Path(audiocache.__file__).parent
+DOMAIN = ["cache", "storage", "audio", "tts", "models.py", "errors.py", "auth.py", "config.py"]
+WEB = ("fastapi", "starlette")
+
+
+def _python_files(part: str) -> list[Path]:
+    path = PACKAGE / part
+    return [path] if path.is_file() else sorted(path.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", [p for part in DOMAIN for p in _python_files(part)], ids=str)
+def test_domain_does_not_import_the_web_framework(path: Path) -> None:
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        for name in names:
+            assert name.split(".")[0] not in WEB, f"{path} imports {name}"
+
+
+def test_modules_stay_small() -> None:
+    sizes = {p: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    too_big = {str(p.relative_to(PACKAGE)): n for p, n in sizes.items() if n > 600}
+    assert not too_big
+
+
+def test_exported_members() -> None:
+    exported = sorted(audiocache.__all__)
+    assert exported == list(audiocache.__all__), "__all__ stays sorted"
+    for name in exported:
+        assert hasattr(audiocache, name)
