@@ -45,9 +45,13 @@ class Settings(BaseSettings):
     )
     espeak_binary: str = Field("espeak-ng", description="Path or name of the espeak-ng binary.")
     admission_min_hits: int = Field(
-        2, ge=1, description="Default admission: store a phrase once asked this many times ..."
+        2,
+        ge=1,
+        description="Default admission: a synthesized phrase is stored once asked this many times within the window.",
     )
-    admission_window_seconds: int = Field(86400, gt=0, description="... within this many seconds.")
+    admission_window_seconds: int = Field(
+        86400, gt=0, description="Default admission window, in seconds."
+    )
     hit_flush_seconds: float = Field(
         1.0, gt=0, description="Interval at which in-memory hit counts are written to the database."
     )

@@ -1,0 +1,72 @@
+"""The CLI against a real data folder (subprocesses, as an operator would run it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from support import LiveServer
+
+
+def run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "audiocache", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_keys_lifecycle(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    created = run(data, "keys", "create", "--account", "acme", "--grant", "audio_cache:read")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("ack_")
+    assert key not in (data / "audiocache.db").read_bytes().decode("latin-1")  # only a hash
+    listed = json.loads(run(data, "keys", "list", "--json").stdout)
+    assert [(k["account"], k["grants"], k["revoked"]) for k in listed] == [
+        ("acme", ["audio_cache:read"], False)
+    ]
+    bad = run(data, "keys", "create", "--account", "acme", "--grant", "everything")
+    assert bad.returncode != 0 and "unknown permission" in bad.stderr
+    revoked = run(data, "keys", "revoke", listed[0]["keyId"])
+    assert revoked.returncode == 0
+    assert json.loads(run(data, "keys", "list", "--json").stdout)[0]["revoked"] is True
+    assert run(data, "keys", "revoke", listed[0]["keyId"]).returncode == 1
+
+
+def test_serve_uses_the_key_and_revocation_takes_effect(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "srv", env={"AUDIOCACHE_KEY_CACHE_SECONDS": "0"})
+    created = server.cli("keys", "create", "--account", "acme", "--grant", "agents:read")
+    key = created.stdout.strip().splitlines()[-1]
+    server.start()
+    try:
+        url = f"{server.url}/v1/accounts/acme/agents"
+        assert httpx.get(url, headers={"X-API-KEY": key}).status_code == 200
+        key_id = json.loads(server.cli("keys", "list", "--json").stdout)[0]["keyId"]
+        server.cli("keys", "revoke", key_id)
+        assert httpx.get(url, headers={"X-API-KEY": key}).status_code == 401
+    finally:
+        server.stop()
+
+
+def test_agents_and_policy_commands(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    made = run(data, "agents", "create", "--account", "acme", "--name", "Desk", "--agent-id", "d1")
+    assert made.returncode == 0 and made.stdout.strip() == "d1"
+    assert run(data, "agents", "policy", "d1", "always").returncode == 0
+    listed = json.loads(run(data, "agents", "list", "acme", "--json").stdout)
+    assert listed == [{"agentId": "d1", "name": "Desk", "voice": None, "admission": "always"}]
+    assert run(data, "agents", "policy", "nobody", "always").returncode == 1
+
+
+def test_check_and_gc_on_an_empty_install(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run(data, "init").returncode == 0
+    report = json.loads(run(data, "check", "--json").stdout)
+    assert report["entries"] == 0 and report["rowsWithoutBlob"] == []
+    assert run(data, "gc", "--grace-seconds", "0", "--json").returncode == 0
