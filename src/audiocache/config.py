@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     admission_min_hits: int = Field(
         2,
         ge=1,
-        description="Default admission: a synthesized phrase is stored once asked this many times within the window.",
+        description="Default admission: a synthesized phrase is stored once asked this many "
+        "times within the window.",
     )
     admission_window_seconds: int = Field(
         86400, gt=0, description="Default admission window, in seconds."
