@@ -16,6 +16,7 @@ from rich.table import Table
 
 from audiocache.auth import validate_grants
 from audiocache.config import Settings
+from audiocache.logs import configure_logging
 from audiocache.services import Services, build_services
 from audiocache.storage import gc
 
@@ -78,6 +79,7 @@ def serve(
         "loop": "uvloop",
         "http": "httptools",
         "timeout_graceful_shutdown": 10,
+        "log_config": configure_logging(settings.log_level),
     }
     if settings.workers > 1:
         # Workers import the app themselves; hand them the settings through the environment.

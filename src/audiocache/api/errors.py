@@ -74,7 +74,13 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RangeNotSatisfiable):
         headers = {"Content-Range": f"bytes */{exc.size}"}
     if exc.status >= 500:
-        log.error("%s: %s", exc.error_code, exc.message, extra=_log_extra(request.scope))
+        log.error(
+            "%s: %s (correlation id %s)",
+            exc.error_code,
+            exc.message,
+            correlation_id(request.scope),
+            extra=_log_extra(request.scope),
+        )
     return error_response(request.scope, exc.status, exc.error_code, exc.message, headers)
 
 
@@ -144,7 +150,7 @@ class CorrelationMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error", extra=_log_extra(scope))
+            log.exception("unhandled error (correlation id %s)", cid, extra=_log_extra(scope))
             if started:
                 raise
             body = envelope_bytes(cid, "INTERNAL_ERROR", "Internal server error")
