@@ -28,7 +28,7 @@ run: system-deps $(STAMP)
 	$(VENV)/bin/audiocache serve
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
 
 test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest
