@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from audiocache import __version__
-from audiocache.api import agents, audio_cache, speak
+from audiocache.api import agents, audio_cache, speak, voices
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.config import Settings
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(audio_cache.router)
     app.include_router(agents.router)
     app.include_router(speak.router)
+    app.include_router(voices.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

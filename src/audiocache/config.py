@@ -6,6 +6,8 @@ default and help text; ``docs/configuration.md`` is checked against these declar
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from pydantic import Field
@@ -67,6 +69,19 @@ class Settings(BaseSettings):
         description="Blobs younger than this are never collected by gc (they may belong to a "
         "write in flight).",
     )
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach this service at, used in signed sample links; "
+        "default: the request's own base URL.",
+    )
+    signing_secret: str | None = Field(
+        None,
+        description="Secret (>= 16 characters) that signs expiring sample links; default: a "
+        "random secret kept in <data_dir>/signing.key. Set it when instances share no folder.",
+    )
+    sample_url_ttl_seconds: int = Field(
+        300, ge=1, le=7 * 86400, description="How long a voice sample link stays valid."
+    )
     workers: int = Field(1, ge=1, description="Number of server worker processes.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
@@ -74,6 +89,18 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'audiocache.db').resolve()}"
+
+    def resolved_signing_secret(self) -> bytes:
+        """The configured secret, or one generated once and kept beside the database."""
+        if self.signing_secret:
+            return self.signing_secret.encode()
+        path = self.data_dir / "signing.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+        return path.read_bytes()
 
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.data_dir / "blobs").resolve()

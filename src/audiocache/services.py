@@ -9,6 +9,8 @@ from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.service import CacheService
+from audiocache.cache.signing import Signer
+from audiocache.cache.voices import VoiceLibrary
 from audiocache.config import Settings
 from audiocache.models import AdmissionPolicy
 from audiocache.storage.agents_repo import AgentRepository
@@ -18,6 +20,7 @@ from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
 from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
+from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
 from audiocache.tts.espeak import EspeakEngine
 
@@ -35,6 +38,7 @@ class Services:
     authenticator: Authenticator
     cache: CacheService
     agents: AgentService
+    voices: VoiceLibrary
     hits: HitCounter
 
     async def start(self) -> None:
@@ -69,12 +73,20 @@ def build_services(
     keys = ApiKeyRepository(db)
     entries = EntryRepository(db)
     hits = HitCounter(entries.add_hits, settings.hit_flush_seconds)
+    voices = VoiceLibrary(
+        VoiceRepository(db),
+        registry,
+        blob_store,
+        Signer(settings.resolved_signing_secret()),
+        settings.sample_url_ttl_seconds,
+    )
     cache = CacheService(
         db=db,
         entries=entries,
         blobs=blob_store,
         engines=registry,
         hits=hits,
+        voices=voices,
         default_policy=AdmissionPolicy(
             "min_hits", settings.admission_min_hits, settings.admission_window_seconds
         ),
@@ -92,6 +104,7 @@ def build_services(
         authenticator=Authenticator(keys, settings.key_cache_seconds),
         cache=cache,
         agents=AgentService(AgentRepository(db), cache),
+        voices=voices,
         hits=hits,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audiocache.audio.wav import WavInfo, parse_wav
@@ -17,6 +17,7 @@ from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import cache_key
 from audiocache.cache.singleflight import SingleFlight
 from audiocache.cache.text import validate_text
+from audiocache.cache.voices import VoiceLibrary, canonical_provider
 from audiocache.errors import InvalidVoice, NotFound, ProviderUnavailable
 from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
 from audiocache.storage.blobs.base import BlobStore
@@ -32,6 +33,7 @@ log = logging.getLogger("audiocache.cache")
 class Voice:
     provider: str
     voice_id: str
+    config: Mapping[str, Any] = field(default_factory=dict)  # a library voice's defaults
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class CacheService:
         blobs: BlobStore,
         engines: EngineRegistry,
         hits: HitCounter,
+        voices: VoiceLibrary,
         default_policy: AdmissionPolicy,
         default_provider: str,
         default_voice: str,
@@ -60,6 +63,7 @@ class CacheService:
         self.blobs = blobs
         self.engines = engines
         self.hits = hits
+        self.voices = voices
         self.default_policy = default_policy
         self.default_provider = default_provider
         self.default_voice = default_voice
@@ -68,9 +72,15 @@ class CacheService:
 
     # -- the runtime path -------------------------------------------------------------
 
-    def resolve_voice(self, agent: Agent, voice: str | None) -> Voice:
-        """``provider:voice`` or a bare voice of the default provider; else the agent's."""
+    async def resolve_voice(self, agent: Agent, voice: str | None) -> Voice:
+        """A library voice id, ``provider:voice`` or a bare voice of the default provider;
+        when the request names none, the agent's voice."""
         name = (voice or agent.voice_id or self.default_voice).strip()
+        library = await self.voices.find(agent.account_id, name)
+        if library is not None:
+            return Voice(
+                canonical_provider(library.provider), library.provider_voice_id, library.config
+            )
         provider, sep, voice_id = name.partition(":")
         if not sep:
             provider, voice_id = self.default_provider, name
@@ -97,8 +107,8 @@ class CacheService:
         config: Mapping[str, Any] | None = None,
     ) -> SpeakResult:
         validate_text(text, self.max_text_chars)
-        config = dict(config or {})
-        chosen = self.resolve_voice(agent, voice)
+        chosen = await self.resolve_voice(agent, voice)
+        config = {**chosen.config, **(config or {})}
         engine = self.engine(chosen.provider)
         await engine.validate_voice(chosen.voice_id)
         language = language if language is not None else agent.language_code
@@ -163,7 +173,8 @@ class CacheService:
                 "blob_sha256": blob.sha256,
                 "size_bytes": blob.size,
                 "duration": info.duration,
-            }
+            },
+            before_commit=lambda: self._ensure_blob(blob.sha256, audio),
         )
         await self._ensure_blob(blob.sha256, audio)
         return entry
@@ -237,6 +248,7 @@ class CacheService:
                 "size_bytes": blob.size,
                 "duration": info.duration,
             },
+            before_commit=lambda: self._ensure_blob(blob.sha256, wav),
         )
         await self._ensure_blob(blob.sha256, wav)
         if entry.blob_sha256 != blob.sha256:
@@ -257,9 +269,16 @@ class CacheService:
     # -- crash safety -----------------------------------------------------------------
 
     async def _ensure_blob(self, sha256: str, data: bytes) -> None:
+        """Put the blob back if a concurrent sweep took an identical one.
+
+        Called inside the row's write transaction (SQLite: the sweeper holds the same write
+        lock while it unlinks, so a kill after the commit cannot leave the row without its
+        blob) and again after the commit (backends whose sweeper does not take that lock).
+        """
         if await self.blobs.stat(sha256) is None:
             log.warning(
-                "blob %s vanished after commit (concurrent sweep); writing it again", sha256
+                "blob %s vanished before its row was visible (concurrent sweep); writing it again",
+                sha256,
             )
             await self.blobs.put(data)
 

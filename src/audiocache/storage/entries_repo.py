@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,14 +90,24 @@ class EntryRepository:
             total = (await conn.execute(count)).scalar_one()
         return [_to_entry(row) for row in rows], total
 
-    async def insert(self, values: Mapping[str, Any]) -> tuple[Entry, bool]:
-        """Insert an entry; if its (agent, key) exists already, return that one and False."""
+    async def insert(
+        self,
+        values: Mapping[str, Any],
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[Entry, bool]:
+        """Insert an entry; if its (agent, key) exists already, return that one and False.
+
+        ``before_commit`` runs inside the write transaction, after the insert (the writer
+        re-checks its blob there, where no sweep can unlink it before the row is visible).
+        """
         row = _encode(values)
         row.setdefault("cached_at", utcnow())
         try:
             async with self.db.write() as conn:
                 result = await conn.execute(entries.insert().values(**row))
                 entry_id = result.inserted_primary_key[0]
+                if before_commit is not None:
+                    await before_commit()
         except IntegrityError:
             existing = await self.find_by_key(row["agent_id"], row["cache_key"])
             if existing is None:
@@ -107,8 +117,15 @@ class EntryRepository:
         assert entry is not None
         return entry, True
 
-    async def update_audio(self, entry: Entry, values: Mapping[str, Any]) -> Entry:
-        """Point the entry at new audio (and maybe new details); the old blob is queued."""
+    async def update_audio(
+        self,
+        entry: Entry,
+        values: Mapping[str, Any],
+        before_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> Entry:
+        """Point the entry at new audio (and maybe new details); the old blob is queued.
+
+        ``before_commit`` runs inside the write transaction, as for ``insert``."""
         row = _encode(values)
         try:
             async with self.db.write() as conn:
@@ -121,6 +138,8 @@ class EntryRepository:
                     entry.blob_sha256
                 ):
                     await queue_blob_deletes(conn, [entry.blob_sha256])
+                if result.rowcount and before_commit is not None:
+                    await before_commit()
         except IntegrityError as exc:
             raise Conflict(
                 "Another entry of this agent already caches that text with these settings"

@@ -2,8 +2,9 @@
 
 Deletes never unlink first: the row goes and the hash is queued in one transaction
 (``pending.py``); ``sweep_pending`` then unlinks a queued blob only if no entry refers to it.
-A writer that re-used a hash the sweeper just removed puts it back after its commit
-(``CacheService._ensure_blob``), so a row never points at nothing.
+A writer that re-used a hash the sweeper just removed puts it back inside its row's write
+transaction (``CacheService._ensure_blob``), so a row never points at nothing, even if the
+process dies right after the commit.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sqlalchemy as sa
 
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
-from audiocache.storage.tables import entries, pending_blob_deletes
+from audiocache.storage.references import all_references, is_referenced
+from audiocache.storage.tables import pending_blob_deletes
 
 
 @dataclass
@@ -22,7 +24,7 @@ class Report:
     entries: int = 0
     blobs: int = 0
     pending: int = 0
-    rows_without_blob: list[int] = field(default_factory=list)
+    rows_without_blob: list[int | str] = field(default_factory=list)
     blobs_without_row: list[str] = field(default_factory=list)
     swept: int = 0
     collected: int = 0
@@ -45,12 +47,7 @@ async def sweep_pending(
     removed = 0
     for sha in shas:
         async with db.write() as conn:
-            referenced = (
-                await conn.execute(
-                    sa.select(entries.c.id).where(entries.c.blob_sha256 == sha).limit(1)
-                )
-            ).first()
-            if referenced is None:
+            if not await is_referenced(conn, sha):
                 await blobs.delete(sha)
                 removed += 1
             await conn.execute(
@@ -63,19 +60,21 @@ async def check(db: Database, blobs: BlobStore, grace_seconds: float = 0) -> Rep
     """Compare rows with blobs; blobs younger than the grace period are not reported."""
     report = Report()
     async with db.read() as conn:
-        rows = (await conn.execute(sa.select(entries.c.id, entries.c.blob_sha256))).all()
+        rows = await all_references(conn)
         report.pending = (
             await conn.execute(sa.select(sa.func.count()).select_from(pending_blob_deletes))
         ).scalar_one()
-    report.entries = len(rows)
-    referenced = {row.blob_sha256 for row in rows}
+    report.entries = sum(1 for row_id, _sha in rows if isinstance(row_id, int))
+    referenced = {sha for _row_id, sha in rows}
     present: set[str] = set()
     async for blob in blobs.iter_blobs():
         present.add(blob.sha256)
         if blob.sha256 not in referenced and blob.age_seconds >= grace_seconds:
             report.blobs_without_row.append(blob.sha256)
     report.blobs = len(present)
-    report.rows_without_blob = sorted(row.id for row in rows if row.blob_sha256 not in present)
+    report.rows_without_blob = sorted(
+        (row_id for row_id, sha in rows if sha not in present), key=str
+    )
     return report
 
 
@@ -89,12 +88,7 @@ async def collect(db: Database, blobs: BlobStore, grace_seconds: float) -> Repor
     before = await check(db, blobs, grace_seconds)
     for sha in before.blobs_without_row:
         async with db.write() as conn:
-            still_unreferenced = (
-                await conn.execute(
-                    sa.select(entries.c.id).where(entries.c.blob_sha256 == sha).limit(1)
-                )
-            ).first() is None
-            if still_unreferenced:
+            if not await is_referenced(conn, sha):
                 await blobs.delete(sha)
     removed_tmp = 0
     remove_temp = getattr(blobs, "remove_stale_temp_files", None)

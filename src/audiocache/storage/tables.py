@@ -82,3 +82,31 @@ pending_blob_deletes = sa.Table(
     sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("queued_at", sa.DateTime, nullable=False),
 )
+
+voices = sa.Table(
+    "voices",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(128), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("provider_voice_id", sa.String(200), nullable=False),
+    sa.Column("config_json", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("metadata_json", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# The last synthesized sample of each library voice: a blob reference like an entry's.
+voice_samples = sa.Table(
+    "voice_samples",
+    metadata,
+    sa.Column(
+        "voice_id", sa.String(64), sa.ForeignKey("voices.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("sample_key", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("blob_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
