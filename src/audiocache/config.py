@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         "en-us", description="Voice used when neither the request nor the agent names one."
     )
     espeak_binary: str = Field("espeak-ng", description="Path or name of the espeak-ng binary.")
+    piper_enabled: bool = Field(
+        True,
+        description="Offer the Piper neural engine (provider 'piper') when piper-tts and a "
+        "pinned voice package are installed.",
+    )
     admission_min_hits: int = Field(
         2,
         ge=1,

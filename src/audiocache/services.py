@@ -110,4 +110,12 @@ def build_services(
 
 
 def default_engines(settings: Settings) -> list[Engine]:
-    return [EspeakEngine(settings.espeak_binary)]
+    engines: list[Engine] = [EspeakEngine(settings.espeak_binary)]
+    if settings.piper_enabled:
+        from audiocache.tts.piper import PiperEngine
+
+        try:
+            engines.append(PiperEngine())
+        except RuntimeError as exc:
+            log.warning("piper unavailable: %s", exc)
+    return engines

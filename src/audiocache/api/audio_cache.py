@@ -297,7 +297,7 @@ async def _read_details_form(request: Request, limit: int) -> tuple[bytes, str |
         raise PayloadTooLarge(f"The upload is {declared} bytes; the file limit is {limit} bytes")
     limited = Request(request.scope, _limited_receive(request, limit + MULTIPART_OVERHEAD))
     try:
-        form = await limited.form(max_files=1, max_fields=4, max_part_size=256 * 1024)
+        form = await limited.form(max_files=2, max_fields=4, max_part_size=256 * 1024)
     except PayloadTooLarge:
         raise
     except Exception as exc:  # the multipart parser's own errors: malformed body

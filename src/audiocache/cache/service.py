@@ -117,7 +117,7 @@ class CacheService:
             agent_id=agent.id,
             provider=chosen.provider,
             voice=chosen.voice_id,
-            model=engine.model_for(config),
+            model=engine.model_for(config, chosen.voice_id),
             language=language,
             text=text,
             config=config,
@@ -168,7 +168,7 @@ class CacheService:
                 "provider": engine.provider,
                 "provider_voice_id": request.voice,
                 "language_code": request.language,
-                "model": engine.model_for(request.config),
+                "model": engine.model_for(request.config, request.voice),
                 "config": dict(request.config),
                 "blob_sha256": blob.sha256,
                 "size_bytes": blob.size,
@@ -217,7 +217,11 @@ class CacheService:
         validate_text(text, self.max_text_chars, name="settings.text")
         info = parse_wav(wav)
         engine = self.engines.get(entry.provider)
-        model = engine.model_for(config) if engine else str(config.get("modelId") or entry.model)
+        model = (
+            engine.model_for(config, entry.provider_voice_id)
+            if engine
+            else str(config.get("modelId") or entry.model)
+        )
         key = cache_key(
             agent_id=entry.agent_id,
             provider=entry.provider,

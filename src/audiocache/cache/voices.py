@@ -143,7 +143,7 @@ class VoiceLibrary:
             agent_id=f"voice-library:{voice.id}",
             provider=engine.provider,
             voice=voice.provider_voice_id,
-            model=engine.model_for(voice.config),
+            model=engine.model_for(voice.config, voice.provider_voice_id),
             language=language,
             text=text,
             config=voice.config,

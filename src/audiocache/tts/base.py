@@ -23,8 +23,9 @@ class SynthesisRequest:
 class Engine(Protocol):
     provider: str
 
-    def model_for(self, config: Mapping[str, Any]) -> str:
-        """The model identity this config selects (part of the cache key)."""
+    def model_for(self, config: Mapping[str, Any], voice: str) -> str:
+        """The model identity this config and voice select (part of the cache key): a new
+        model, or a new version of the engine that changes the sound, is a new string."""
         ...
 
     async def validate_voice(self, voice: str) -> None:

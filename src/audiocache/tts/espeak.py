@@ -41,7 +41,7 @@ class EspeakEngine:
                 voices.update({columns[1].lower(), columns[4].lower()})
         self._voices = frozenset(voices)
 
-    def model_for(self, config: Mapping[str, Any]) -> str:
+    def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         return str(config.get("modelId") or self._version or "espeak-ng")
 
     async def validate_voice(self, voice: str) -> None:
@@ -71,10 +71,12 @@ class EspeakEngine:
 
     async def _run(self, args: list[str], stdin: bytes) -> bytes:
         try:
+            # No input, no pipe: espeak-ng may exit (--version) before an empty write reaches
+            # the pipe, and uvloop then raises on the closed transport.
             process = await asyncio.create_subprocess_exec(
                 self.binary,
                 *args,
-                stdin=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
@@ -82,7 +84,7 @@ class EspeakEngine:
             raise SynthesisFailed(f"could not start espeak-ng: {exc.strerror}") from exc
         try:
             out, err = await asyncio.wait_for(
-                process.communicate(stdin), timeout=self.timeout_seconds
+                process.communicate(stdin or None), timeout=self.timeout_seconds
             )
         except TimeoutError as exc:
             process.kill()

@@ -36,7 +36,7 @@ class FakeEngine:
         self.calls: list[SynthesisRequest] = []
         self.fail_next: int = 0
 
-    def model_for(self, config: Mapping[str, Any]) -> str:
+    def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         return str(config.get("modelId") or self.model)
 
     async def validate_voice(self, voice: str) -> None:
