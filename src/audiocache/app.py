@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from audiocache import __version__
-from audiocache.api import agents, audio_cache, speak, voices
+from audiocache.api import agents, audio_cache, curation, speak, voices
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.config import Settings
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     install_error_handlers(app)
     app.include_router(audio_cache.router)
+    app.include_router(curation.router)
     app.include_router(agents.router)
     app.include_router(speak.router)
     app.include_router(voices.router)

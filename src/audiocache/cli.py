@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from audiocache.auth import validate_grants
+from audiocache.cache.warmup import WarmReport, parse_phrases, warm_up
 from audiocache.config import Settings
+from audiocache.errors import AudioCacheError
 from audiocache.logs import configure_logging
 from audiocache.services import Services, build_services
 from audiocache.storage import gc
@@ -41,12 +43,19 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]]) -> T:
-    """Run one async job against freshly built (and migrated) services, then close them."""
+def _with_services(
+    settings: Settings, work: Callable[[Services], Awaitable[T]], *, engines: bool = False
+) -> T:
+    """Run one async job against freshly built (and migrated) services, then close them.
+
+    Engines are only started for commands that synthesize."""
 
     async def main() -> T:
-        services = build_services(settings, engines=[])
-        await services.db.migrate()
+        services = build_services(settings, engines=None if engines else [])
+        if engines:
+            await services.start()
+        else:
+            await services.db.migrate()
         try:
             return await work(services)
         finally:
@@ -222,6 +231,80 @@ def agents_policy(
 
     _with_services(_settings(data_dir), work)
     console.print(f"{agent_id}: admission {admission}")
+
+
+@app.command()
+def warm(
+    file: Annotated[typer.FileText, typer.Argument(help="Phrases: one a line, or JSON lines.")],
+    agent: Annotated[str, typer.Option(help="Agent to warm.")],
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Syntheses at once.")] = 4,
+    data_dir: DataDir = None,
+) -> None:
+    """Synthesize and pin phrases ahead of time; run it again to finish what is left."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    phrases, problems = parse_phrases(file)
+    for line, reason in problems:
+        console.print(f"line {line}: {reason}")
+
+    async def work(services: Services) -> WarmReport:
+        found = await services.agents.agents.get(agent)
+        if found is None:
+            console.print(f"no agent {agent}")
+            raise typer.Exit(1)
+        columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("warming", total=len(phrases))
+            return await warm_up(
+                services.cache,
+                found,
+                phrases,
+                concurrency=concurrency,
+                on_done=lambda _phrase, _created: progress.advance(task),
+            )
+
+    report = _with_services(_settings(data_dir), work, engines=True)
+    for line, reason in report.failed:
+        console.print(f"line {line}: {reason}")
+    console.print(
+        f"{report.synthesized} synthesized, {report.already_cached} already cached, "
+        f"{len(report.failed) + len(problems)} failed"
+    )
+    print(
+        json.dumps(
+            {
+                "synthesized": report.synthesized,
+                "alreadyCached": report.already_cached,
+                "failed": len(report.failed) + len(problems),
+            }
+        )
+    )
+    if report.failed or problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def regenerate(
+    entry_ids: Annotated[list[int], typer.Argument(help="Entry ids to synthesize again.")],
+    agent: Annotated[str, typer.Option(help="The entries' agent.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Synthesize entries again in place with their voice and settings."""
+
+    async def work(services: Services) -> int:
+        failed = 0
+        for entry_id in entry_ids:
+            try:
+                entry = await services.cache.get_entry(agent, entry_id)
+                await services.cache.regenerate(entry)
+                console.print(f"{entry_id}: regenerated")
+            except AudioCacheError as exc:
+                failed += 1
+                console.print(f"{entry_id}: {exc.message}")
+        return failed
+
+    if _with_services(_settings(data_dir), work, engines=True):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -37,6 +37,13 @@ class Voice:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    engine: Engine
+    request: SynthesisRequest
+    key: str
+
+
+@dataclass(frozen=True)
 class SpeakResult:
     hit: bool
     entry: Entry | None
@@ -69,6 +76,7 @@ class CacheService:
         self.default_voice = default_voice
         self.max_text_chars = max_text_chars
         self._flights: SingleFlight[SpeakResult] = SingleFlight()
+        self._warm_flights: SingleFlight[Entry] = SingleFlight()
 
     # -- the runtime path -------------------------------------------------------------
 
@@ -97,6 +105,33 @@ class CacheService:
             )
         return engine
 
+    async def prepare(
+        self,
+        agent: Agent,
+        text: str,
+        *,
+        voice: str | None = None,
+        language: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> Prepared:
+        """Validate a request and work out its engine, synthesis request and cache key."""
+        validate_text(text, self.max_text_chars)
+        chosen = await self.resolve_voice(agent, voice)
+        merged = {**chosen.config, **(config or {})}
+        engine = self.engine(chosen.provider)
+        await engine.validate_voice(chosen.voice_id)
+        language = language if language is not None else agent.language_code
+        key = cache_key(
+            agent_id=agent.id,
+            provider=chosen.provider,
+            voice=chosen.voice_id,
+            model=engine.model_for(merged, chosen.voice_id),
+            language=language,
+            text=text,
+            config=merged,
+        )
+        return Prepared(engine, SynthesisRequest(text, chosen.voice_id, language, merged), key)
+
     async def speak(
         self,
         agent: Agent,
@@ -106,30 +141,76 @@ class CacheService:
         language: str | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> SpeakResult:
-        validate_text(text, self.max_text_chars)
-        chosen = await self.resolve_voice(agent, voice)
-        config = {**chosen.config, **(config or {})}
-        engine = self.engine(chosen.provider)
-        await engine.validate_voice(chosen.voice_id)
-        language = language if language is not None else agent.language_code
-        request = SynthesisRequest(text, chosen.voice_id, language, config)
-        key = cache_key(
-            agent_id=agent.id,
-            provider=chosen.provider,
-            voice=chosen.voice_id,
-            model=engine.model_for(config, chosen.voice_id),
-            language=language,
-            text=text,
-            config=config,
-        )
-        entry = await self.entries.find_by_key(agent.id, key)
+        prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
+        entry = await self.entries.find_by_key(agent.id, prepared.key)
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)
         result, _leader = await self._flights.run(
-            (agent.id, key), lambda: self._synthesize_and_admit(agent, engine, request, key)
+            (agent.id, prepared.key),
+            lambda: self._synthesize_and_admit(
+                agent, prepared.engine, prepared.request, prepared.key
+            ),
         )
         return result
+
+    async def warm(
+        self,
+        agent: Agent,
+        text: str,
+        *,
+        voice: str | None = None,
+        language: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        pin: bool = True,
+    ) -> tuple[Entry, bool]:
+        """Make sure a phrase is cached, whatever the admission policy, and pin it.
+
+        Returns the entry and whether it was synthesized now (False: it was cached already,
+        so running a warm-up again only does what is left)."""
+        prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
+        entry = await self.entries.find_by_key(agent.id, prepared.key)
+        created = entry is None
+        if entry is None:
+
+            async def synthesize_and_store() -> Entry:
+                audio = await prepared.engine.synthesize(prepared.request)
+                return await self._store(
+                    agent, prepared.engine, prepared.request, prepared.key, audio, parse_wav(audio)
+                )
+
+            entry, _leader = await self._warm_flights.run(
+                (agent.id, prepared.key), synthesize_and_store
+            )
+        if pin and not entry.pinned:
+            entry = await self.set_pinned(entry, True)
+        return entry, created
+
+    async def regenerate(self, entry: Entry) -> Entry:
+        """Synthesize the entry's text again with its voice and settings, in place.
+
+        The current model of the engine is used, so an entry made by an older model moves
+        to the key the runtime path now asks for."""
+        engine = self.engine(entry.provider)
+        request = SynthesisRequest(
+            entry.transcript, entry.provider_voice_id, entry.language_code, entry.config
+        )
+        audio = await engine.synthesize(request)
+        model = engine.model_for(entry.config, entry.provider_voice_id)
+        key = cache_key(
+            agent_id=entry.agent_id,
+            provider=entry.provider,
+            voice=entry.provider_voice_id,
+            model=model,
+            language=entry.language_code,
+            text=entry.transcript,
+            config=entry.config,
+        )
+        changes = {"model": model, "cache_key": key, "regenerated": True, "audio_filename": None}
+        return await self._replace(entry, audio, parse_wav(audio), changes)
+
+    async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
+        return await self.entries.set_pinned(entry, pinned)
 
     async def _synthesize_and_admit(
         self, agent: Agent, engine: Engine, request: SynthesisRequest, key: str

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from audiocache.errors import Conflict
+from audiocache.errors import Conflict, NotFound
 from audiocache.models import Entry, EntryQuery, FilterClause
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
@@ -146,8 +146,18 @@ class EntryRepository:
             ) from exc
         updated = await self.get(entry.agent_id, entry.id)
         if updated is None:
-            from audiocache.errors import NotFound
+            raise NotFound("Audio cache entry not found")
+        return updated
 
+    async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
+        async with self.db.write() as conn:
+            await conn.execute(
+                entries.update()
+                .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
+                .values(pinned=pinned)
+            )
+        updated = await self.get(entry.agent_id, entry.id)
+        if updated is None:
             raise NotFound("Audio cache entry not found")
         return updated
 
