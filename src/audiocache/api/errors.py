@@ -149,10 +149,17 @@ class CorrelationMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error (correlation id %s)", cid, extra=_log_extra(scope))
+        except Exception as exc:
             if started:
+                # Too late for an envelope: the server cuts the connection.
+                log.warning(
+                    "response aborted after it started (correlation id %s): %s",
+                    cid,
+                    exc,
+                    extra=_log_extra(scope),
+                )
                 raise
+            log.exception("unhandled error (correlation id %s)", cid, extra=_log_extra(scope))
             body = envelope_bytes(cid, "INTERNAL_ERROR", "Internal server error")
             await send(
                 {

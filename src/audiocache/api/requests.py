@@ -43,6 +43,13 @@ async def parse_json(request: Request, model: type[M]) -> M:
 def parse_json_text(raw: bytes | str, model: type[M], *, what: str = "body") -> M:
     try:
         data = json.loads(raw)
+        # "\ud800" decodes to a lone surrogate, which is not Unicode: refuse it here, before
+        # it reaches a cache key, the database or a response (each would fail with a 500).
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"The {what} contains an unpaired surrogate (not Unicode)") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"The {what} is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"The {what} is not valid JSON") from exc
     try:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+)
 
 from audiocache.models import Agent, Entry
 
@@ -14,7 +22,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-Number = StrictInt | StrictFloat
+# JSON allows 1e999, which parses as inf: refuse it (and NaN) rather than store or use it.
+Number = StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
 
 
 class VoiceTuningConfig(BaseModel):
@@ -179,6 +188,12 @@ class SpeakRequest(_Strict):
     voice: str | None = Field(None, max_length=200)
     language: str | None = Field(None, max_length=35)
     config: VoiceTuningConfig | None = None
+    stream: bool = Field(
+        False,
+        description="On a miss with an engine that streams, send audio as it is produced "
+        "(WAV with placeholder sizes; no X-Audio-Cache-Entry-Id, the entry is stored once the "
+        "synthesis completed).",
+    )
 
 
 class Error(BaseModel):

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from fastapi import APIRouter, Request, Response
+from starlette.responses import StreamingResponse
 
 from audiocache.api.audio_response import BlobResponse
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
 from audiocache.api.schemas import SpeakRequest
+from audiocache.audio.wav import streaming_header
+from audiocache.cache.streaming import SharedStream
+from audiocache.errors import AudioCacheError
 from audiocache.models import Principal
 from audiocache.services import Services
 
 router = APIRouter(tags=["Runtime"])
+
+
+class StreamAborted(Exception):
+    """The engine failed after the response started: the only honest signal left is to
+    cut the connection (the chunked body never ends), so the caller knows it is incomplete."""
+
+
+async def _wav_stream(shared: SharedStream) -> AsyncIterator[bytes]:
+    yield streaming_header(shared.sample_rate)
+    try:
+        async for chunk in shared.listen():
+            yield chunk
+    except AudioCacheError as exc:
+        raise StreamAborted(exc.message) from exc
+
 
 _HEADERS_DOC = {
     "X-Audio-Cache": {"description": "hit or miss", "schema": {"type": "string"}},
@@ -40,16 +61,21 @@ async def speak(
     agentId: str,
     principal: Principal = caller("audio_cache:read"),
     services: Services = ServicesDep,
-) -> Response | BlobResponse:
+) -> Response:
     body = await parse_json(request, SpeakRequest)
     agent = await services.agents.owned(principal.account_id, agentId)
-    result = await services.cache.speak(
+    speak = services.cache.speak_streaming if body.stream else services.cache.speak
+    result = await speak(
         agent,
         body.text,
         voice=body.voice,
         language=body.language,
         config=body.config.as_config() if body.config else None,
     )
+    if isinstance(result, SharedStream):
+        return StreamingResponse(
+            _wav_stream(result), media_type="audio/wav", headers={"X-Audio-Cache": "miss"}
+        )
     headers = {"X-Audio-Cache": "hit" if result.hit else "miss"}
     if result.entry is not None:
         headers["X-Audio-Cache-Entry-Id"] = str(result.entry.id)

@@ -249,3 +249,26 @@ def normalize_wav(data: bytes) -> bytes:
                 encoding=fmt.encoding,
             )
     raise InvalidAudio("fmt chunk missing" if fmt is None else "data chunk missing")
+
+
+def streaming_header(sample_rate: int, channels: int = 1, bits_per_sample: int = 16) -> bytes:
+    """A PCM WAV header for audio of unknown length, sizes set to the 0xFFFFFFFF placeholder
+    that streaming writers (and readers such as ffmpeg, sox, browsers) use."""
+    block_align = channels * bits_per_sample // 8
+    return (
+        b"RIFF"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack(
+            "<IHHIIHH",
+            16,
+            1,
+            channels,
+            sample_rate,
+            sample_rate * block_align,
+            block_align,
+            bits_per_sample,
+        )
+        + b"data"
+        + struct.pack("<I", 0xFFFFFFFF)
+    )

@@ -98,6 +98,8 @@ def _parse_clause(raw: str) -> FilterClause:
         raise InvalidFilter(f"Filter on {name!r} supports {', '.join(ops)}, not {op!r}")
     if not value:
         raise InvalidFilter(f"Filter {raw!r} has an empty value")
+    if "\x00" in value:  # SQLite's LIKE stops at NUL (so it matched everything); PG refuses it
+        raise InvalidFilter(f"Filter {raw!r} contains a NUL character")
     return FilterClause(_FILTER_ALIASES.get(name, name), op, value)
 
 

@@ -6,16 +6,18 @@ there (a concurrent sweep may have taken an identical one) → sweep what the ro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from audiocache.audio.wav import WavInfo, parse_wav
+from audiocache.audio.wav import WavInfo, build_wav, parse_wav
 from audiocache.cache.admission import admits, needs_counting, policy_for
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import cache_key
 from audiocache.cache.singleflight import SingleFlight
+from audiocache.cache.streaming import SharedStream
 from audiocache.cache.text import validate_text
 from audiocache.cache.voices import VoiceLibrary, canonical_provider
 from audiocache.errors import InvalidVoice, NotFound, ProviderUnavailable
@@ -77,6 +79,7 @@ class CacheService:
         self.max_text_chars = max_text_chars
         self._flights: SingleFlight[SpeakResult] = SingleFlight()
         self._warm_flights: SingleFlight[Entry] = SingleFlight()
+        self._streams: dict[tuple[str, str], SharedStream] = {}
 
     # -- the runtime path -------------------------------------------------------------
 
@@ -146,6 +149,11 @@ class CacheService:
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)
+        streaming = self._streams.get((agent.id, prepared.key))
+        if streaming is not None:  # a streamed miss of the same phrase is under way: share it
+            streaming.listeners += 1
+            result: SpeakResult = await streaming.wait()
+            return result
         result, _leader = await self._flights.run(
             (agent.id, prepared.key),
             lambda: self._synthesize_and_admit(
@@ -216,11 +224,23 @@ class CacheService:
         self, agent: Agent, engine: Engine, request: SynthesisRequest, key: str
     ) -> SpeakResult:
         audio = await engine.synthesize(request)
+        callers = self._flights.callers((agent.id, key)) or 1
+        return await self._admit(agent, engine, request, key, audio, callers)
+
+    async def _admit(
+        self,
+        agent: Agent,
+        engine: Engine,
+        request: SynthesisRequest,
+        key: str,
+        audio: bytes,
+        callers: int,
+    ) -> SpeakResult:
+        """Store a fresh synthesis if the agent's admission policy lets it in."""
         info = parse_wav(audio)
         policy = policy_for(agent, self.default_policy)
         requests = 0
         if needs_counting(policy):
-            callers = self._flights.callers((agent.id, key)) or 1
             requests = await self.entries.record_request(
                 agent.id, key, policy.window_seconds, n=callers
             )
@@ -230,6 +250,70 @@ class CacheService:
         if needs_counting(policy):
             await self.entries.forget_request(agent.id, key)
         return SpeakResult(hit=False, entry=entry, audio=audio)
+
+    async def speak_streaming(
+        self,
+        agent: Agent,
+        text: str,
+        *,
+        voice: str | None = None,
+        language: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> SpeakResult | SharedStream:
+        """Like ``speak``, but a miss on an engine that streams is handed back as a
+        ``SharedStream`` of raw PCM the moment synthesis starts."""
+        prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
+        entry = await self.entries.find_by_key(agent.id, prepared.key)
+        if entry is not None:
+            self.hits.add(entry.id)
+            return SpeakResult(hit=True, entry=entry)
+        stream = self._shared_stream(agent, prepared)
+        if stream is None:
+            result, _leader = await self._flights.run(
+                (agent.id, prepared.key),
+                lambda: self._synthesize_and_admit(
+                    agent, prepared.engine, prepared.request, prepared.key
+                ),
+            )
+            return result
+        return stream
+
+    def _shared_stream(self, agent: Agent, prepared: Prepared) -> SharedStream | None:
+        produce_pcm = getattr(prepared.engine, "stream", None)
+        if produce_pcm is None:
+            return None
+        flight = (agent.id, prepared.key)
+        shared = self._streams.get(flight)
+        if shared is not None:
+            shared.listeners += 1
+            return shared
+        shared = SharedStream(prepared.engine.sample_rate_for(prepared.request.voice))  # type: ignore[attr-defined]
+        self._streams[flight] = shared
+
+        async def produce() -> None:
+            try:
+                async for chunk in produce_pcm(prepared.request):
+                    shared.append(chunk)
+                pcm = b"".join(shared.chunks)
+                audio = build_wav(pcm[: len(pcm) // 2 * 2], sample_rate=shared.sample_rate)
+                shared.finish(
+                    await self._admit(
+                        agent,
+                        prepared.engine,
+                        prepared.request,
+                        prepared.key,
+                        audio,
+                        shared.listeners,
+                    )
+                )
+            except Exception as exc:
+                log.warning("streamed synthesis failed: %s", exc)
+                shared.fail(exc)
+            finally:
+                self._streams.pop(flight, None)
+
+        shared.task = asyncio.create_task(produce(), name="streamed-synthesis")
+        return shared
 
     async def _store(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from audiocache.audio.wav import normalize_wav
@@ -12,6 +12,8 @@ from audiocache.errors import InvalidAudio, InvalidInput, InvalidVoice, Synthesi
 from audiocache.tts.base import SynthesisRequest
 
 DEFAULT_WPM = 175
+ESPEAK_SAMPLE_RATE = 22050
+_STREAM_HEADER_BYTES = 44  # espeak-ng --stdout: RIFF + fmt (16) + data header
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
 
@@ -51,23 +53,61 @@ class EspeakEngine:
         if voice.lower() not in self._voices:
             raise InvalidVoice(f"espeak-ng has no voice {voice!r} (try en-us, en-gb, de, fr …)")
 
-    async def synthesize(self, request: SynthesisRequest) -> bytes:
-        await self.validate_voice(request.voice)
+    def _args(self, request: SynthesisRequest) -> list[str]:
         speed = float(request.config.get("speed") or 1.0)
         if not MIN_SPEED <= speed <= MAX_SPEED:
             raise InvalidInput(f"config.speed must be between {MIN_SPEED} and {MAX_SPEED}")
         wpm = max(80, min(450, round(DEFAULT_WPM * speed)))
-        volume = request.config.get("volume")
         args = ["--stdout", "-v", request.voice.lower(), "-s", str(wpm)]
+        volume = request.config.get("volume")
         if volume is not None:
             # espeak amplitude 0-200, 100 = normal; config.volume 1.0 = normal
             args += ["-a", str(max(0, min(200, round(100 * float(volume)))))]
+        return args
+
+    async def synthesize(self, request: SynthesisRequest) -> bytes:
+        await self.validate_voice(request.voice)
         # Text on stdin, never argv: a phrase starting with "-" must not become a flag.
-        output = await self._run(args, request.text.encode("utf-8"))
+        output = await self._run(self._args(request), request.text.encode("utf-8"))
         try:
             return normalize_wav(output)
         except InvalidAudio as exc:
             raise SynthesisFailed(f"espeak-ng produced no usable audio: {exc}") from exc
+
+    def sample_rate_for(self, voice: str) -> int:
+        return ESPEAK_SAMPLE_RATE
+
+    async def stream(self, request: SynthesisRequest) -> AsyncIterator[bytes]:
+        """Raw 16-bit mono PCM as espeak-ng writes it (it synthesizes as it goes)."""
+        await self.validate_voice(request.voice)
+        process = await asyncio.create_subprocess_exec(
+            self.binary,
+            *self._args(request),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(request.text.encode("utf-8"))
+        process.stdin.close()
+        header = b""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                while len(header) < _STREAM_HEADER_BYTES:
+                    more = await process.stdout.read(_STREAM_HEADER_BYTES - len(header))
+                    if not more:
+                        break
+                    header += more
+                while chunk := await process.stdout.read(65536):
+                    yield chunk
+                if await process.wait() != 0:
+                    raise SynthesisFailed(f"espeak-ng failed with exit code {process.returncode}")
+        except TimeoutError as exc:
+            raise SynthesisFailed("espeak-ng timed out") from exc
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
     async def _run(self, args: list[str], stdin: bytes) -> bytes:
         try:

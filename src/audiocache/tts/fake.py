@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from audiocache.audio.wav import build_wav
@@ -70,3 +70,31 @@ def tone_for(request: SynthesisRequest, sample_rate: int) -> bytes:
         round(8000 * math.sin(2 * math.pi * frequency * n / sample_rate)) for n in range(frames)
     )
     return struct.pack(f"<{frames}h", *samples)
+
+
+class StreamingFakeEngine(FakeEngine):
+    """A FakeEngine that also streams: the tone in ``chunks`` pieces, ``chunk_delay`` apart;
+    ``fail_after_chunks`` makes it break mid-stream."""
+
+    def __init__(self, *args: Any, chunks: int = 5, chunk_delay: float = 0.02, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.chunks = chunks
+        self.chunk_delay = chunk_delay
+        self.fail_after_chunks: int | None = None
+        self.streams = 0
+
+    def sample_rate_for(self, voice: str) -> int:
+        return self.sample_rate
+
+    async def stream(self, request: SynthesisRequest) -> AsyncIterator[bytes]:
+        await self.validate_voice(request.voice)
+        self.calls.append(request)
+        self.streams += 1
+        pcm = tone_for(request, self.sample_rate)
+        size = -(-len(pcm) // self.chunks)
+        size += size % 2
+        for index, offset in enumerate(range(0, len(pcm), size)):
+            if self.fail_after_chunks is not None and index >= self.fail_after_chunks:
+                raise SynthesisFailed("fake engine broke mid-stream (on request)")
+            await asyncio.sleep(self.chunk_delay)
+            yield pcm[offset : offset + size]
