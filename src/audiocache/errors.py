@@ -11,6 +11,7 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │   ├── PayloadTooLarge              400 PAYLOAD_TOO_LARGE   (the contract says 400, not 413)
     │   ├── EmptyPayload                 400 EMPTY_PAYLOAD
     │   ├── InvalidAudio                 400 INVALID_AUDIO
+    │   ├── InvalidFormat                400 INVALID_FORMAT
     │   ├── InvalidSettings              400 INVALID_SETTINGS
     │   ├── InvalidVoice                 400 INVALID_VOICE
     │   ├── InvalidText                  400 INVALID_TEXT
@@ -22,6 +23,11 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     ├── Conflict                         409 CONFLICT
     ├── RangeNotSatisfiable              416 RANGE_NOT_SATISFIABLE
     ├── SynthesisFailed                  502 SYNTHESIS_FAILED
+    │   └── ProviderError                502 PROVIDER_ERROR         (cloud TTS: 5xx, bad audio)
+    │       ├── ProviderAuthFailed       502 PROVIDER_AUTH_FAILED   (provider refused our key)
+    │       ├── ProviderRejected         502 PROVIDER_ERROR         (any other provider 4xx)
+    │       ├── ProviderRateLimited      503 PROVIDER_RATE_LIMITED  (429 after all retries)
+    │       └── ProviderTimeout          504 PROVIDER_TIMEOUT
     └── StorageUnavailable               503 STORAGE_UNAVAILABLE
 
 The domain raises these; it never imports the web framework.
@@ -74,6 +80,11 @@ class EmptyPayload(InvalidInput):
 class InvalidAudio(InvalidInput):
     error_code = "INVALID_AUDIO"
     default_message = "Body is not a valid WAV file"
+
+
+class InvalidFormat(InvalidInput):
+    error_code = "INVALID_FORMAT"
+    default_message = "Unknown output format"
 
 
 class InvalidSettings(InvalidInput):
@@ -146,3 +157,33 @@ class StorageUnavailable(AudioCacheError):
     status = 503
     error_code = "STORAGE_UNAVAILABLE"
     default_message = "Storage is unavailable"
+
+
+class ProviderError(SynthesisFailed):
+    error_code = "PROVIDER_ERROR"
+    default_message = "The cloud TTS provider failed"
+
+
+class ProviderAuthFailed(ProviderError):
+    error_code = "PROVIDER_AUTH_FAILED"
+    default_message = "The TTS provider rejected the API key"
+
+
+class ProviderRejected(ProviderError):
+    default_message = "The TTS provider rejected the request"
+
+
+class ProviderRateLimited(ProviderError):
+    status = 503
+    error_code = "PROVIDER_RATE_LIMITED"
+    default_message = "The TTS provider is rate limiting us; try again later"
+
+    def __init__(self, message: str | None = None, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ProviderTimeout(ProviderError):
+    status = 504
+    error_code = "PROVIDER_TIMEOUT"
+    default_message = "The TTS provider did not answer in time"

@@ -10,6 +10,7 @@ from audiocache.cache.agents import AgentService
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.service import CacheService
 from audiocache.cache.signing import Signer
+from audiocache.cache.variants import VariantCache
 from audiocache.cache.voices import VoiceLibrary
 from audiocache.config import Settings
 from audiocache.models import AdmissionPolicy
@@ -20,6 +21,7 @@ from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
 from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
+from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
 from audiocache.tts.espeak import EspeakEngine
@@ -39,6 +41,7 @@ class Services:
     cache: CacheService
     agents: AgentService
     voices: VoiceLibrary
+    variants: VariantCache
     hits: HitCounter
 
     async def start(self) -> None:
@@ -105,6 +108,7 @@ def build_services(
         cache=cache,
         agents=AgentService(AgentRepository(db), cache),
         voices=voices,
+        variants=VariantCache(VariantRepository(db), blob_store),
         hits=hits,
     )
 

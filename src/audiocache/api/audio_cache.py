@@ -25,8 +25,10 @@ from audiocache.api.schemas import (
     ListAudioCacheResponse,
     SynthesizeAudioRequest,
 )
+from audiocache.audio.formats import parse_output_format
 from audiocache.audio.wav import parse_wav
 from audiocache.cache.query import parse_entry_id, parse_filters, parse_sort
+from audiocache.cache.variants import filename_for
 from audiocache.errors import EmptyPayload, InvalidId, InvalidInput, NotFound, PayloadTooLarge
 from audiocache.models import EntryQuery, Principal
 from audiocache.services import Services
@@ -116,22 +118,33 @@ async def delete_entry(
     },
 )
 async def download_file(
+    request: Request,
     agentId: str,
     entryId: str,
+    output_format: Annotated[
+        str | None,
+        Query(
+            description="wav (as stored), wav_8000…wav_48000, pcm_8000…pcm_48000, ulaw_8000, "
+            "alaw_8000, wav_ulaw_8000, wav_alaw_8000 (Accept: audio/basic = ulaw_8000)",
+            max_length=32,
+        ),
+    ] = None,
     principal: Principal = caller(READ),
     services: Services = ServicesDep,
 ) -> BlobResponse:
     entry_id = parse_entry_id(entryId)
+    fmt = parse_output_format(output_format, request.headers.get("accept"))
     entry = await services.entries.get_in_account(principal.account_id, agentId, entry_id)
     if entry is None:
         raise NotFound("Audio cache entry not found")
+    audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
     blobs = services.blobs
     return BlobResponse(
-        open=lambda start, end: blobs.open_range(entry.blob_sha256, start, end),
-        size=entry.size_bytes,
-        etag=entry.blob_sha256,
-        media_type="audio/wav",
-        filename=entry.audio_filename or f"{entry.id}.wav",
+        open=lambda start, end: blobs.open_range(audio.sha256, start, end),
+        size=audio.size,
+        etag=audio.sha256,
+        media_type=audio.media_type,
+        filename=filename_for(entry.audio_filename or f"{entry.id}.wav", fmt),
     )
 
 

@@ -188,6 +188,12 @@ class SpeakRequest(_Strict):
     voice: str | None = Field(None, max_length=200)
     language: str | None = Field(None, max_length=35)
     config: VoiceTuningConfig | None = None
+    output_format: str | None = Field(
+        None,
+        max_length=32,
+        description="wav (as stored, default), wav_8000…wav_48000, pcm_8000…pcm_48000, "
+        "ulaw_8000, alaw_8000, wav_ulaw_8000, wav_alaw_8000",
+    )
     stream: bool = Field(
         False,
         description="On a miss with an engine that streams, send audio as it is produced "

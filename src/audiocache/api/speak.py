@@ -12,6 +12,7 @@ from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
 from audiocache.api.schemas import SpeakRequest
+from audiocache.audio.formats import parse_output_format
 from audiocache.audio.wav import streaming_header
 from audiocache.cache.streaming import SharedStream
 from audiocache.errors import AudioCacheError
@@ -63,8 +64,11 @@ async def speak(
     services: Services = ServicesDep,
 ) -> Response:
     body = await parse_json(request, SpeakRequest)
+    fmt = parse_output_format(body.output_format, request.headers.get("accept"))
     agent = await services.agents.owned(principal.account_id, agentId)
-    speak = services.cache.speak_streaming if body.stream else services.cache.speak
+    # A stream goes out as the engine makes it: as stored (converting needs the whole clip).
+    streaming = body.stream and fmt.passthrough
+    speak = services.cache.speak_streaming if streaming else services.cache.speak
     result = await speak(
         agent,
         body.text,
@@ -76,17 +80,21 @@ async def speak(
         return StreamingResponse(
             _wav_stream(result), media_type="audio/wav", headers={"X-Audio-Cache": "miss"}
         )
-    headers = {"X-Audio-Cache": "hit" if result.hit else "miss"}
+    headers = {"X-Audio-Cache": "hit" if result.hit else "miss", "X-Audio-Format": fmt.name}
     if result.entry is not None:
         headers["X-Audio-Cache-Entry-Id"] = str(result.entry.id)
     if result.audio is not None:
-        return Response(result.audio, media_type="audio/wav", headers=headers)
+        audio = await services.variants.convert(result.audio, fmt)
+        if result.entry is not None:
+            await services.variants.remember(result.entry.blob_sha256, fmt, audio)
+        return Response(audio, media_type=fmt.media_type, headers=headers)
     assert result.entry is not None
-    entry, blobs = result.entry, services.blobs
+    stored = await services.variants.stored(result.entry.blob_sha256, result.entry.size_bytes, fmt)
+    blobs = services.blobs
     return BlobResponse(
-        open=lambda start, end: blobs.open_range(entry.blob_sha256, start, end),
-        size=entry.size_bytes,
-        etag=entry.blob_sha256,
-        media_type="audio/wav",
+        open=lambda start, end: blobs.open_range(stored.sha256, start, end),
+        size=stored.size,
+        etag=stored.sha256,
+        media_type=stored.media_type,
         extra_headers=headers,
     )

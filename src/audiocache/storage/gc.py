@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
-from audiocache.storage.references import all_references, is_referenced
+from audiocache.storage.references import all_references, drop_variants_of, is_referenced
 from audiocache.storage.tables import pending_blob_deletes
 
 
@@ -38,16 +38,19 @@ class Report:
 async def sweep_pending(
     db: Database, blobs: BlobStore, only: list[str] | None = None, limit: int = 1000
 ) -> int:
-    """Unlink queued blobs that no entry refers to any more; returns how many were removed."""
+    """Unlink queued blobs that nothing refers to any more (their converted copies go with
+    them, in the same pass); returns how many blobs were removed."""
     query = sa.select(pending_blob_deletes.c.sha256).limit(limit)
     if only is not None:
         query = query.where(pending_blob_deletes.c.sha256.in_(only))
     async with db.read() as conn:
-        shas = list((await conn.execute(query)).scalars())
+        work = list((await conn.execute(query)).scalars())
     removed = 0
-    for sha in shas:
+    while work:
+        sha = work.pop()
         async with db.write() as conn:
             if not await is_referenced(conn, sha):
+                work.extend(await drop_variants_of(conn, sha))
                 await blobs.delete(sha)
                 removed += 1
             await conn.execute(
@@ -89,7 +92,9 @@ async def collect(db: Database, blobs: BlobStore, grace_seconds: float) -> Repor
     for sha in before.blobs_without_row:
         async with db.write() as conn:
             if not await is_referenced(conn, sha):
+                await drop_variants_of(conn, sha)
                 await blobs.delete(sha)
+    await sweep_pending(db, blobs)  # the copies of what was just collected
     removed_tmp = 0
     remove_temp = getattr(blobs, "remove_stale_temp_files", None)
     if remove_temp is not None:

@@ -2,20 +2,55 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audiocache.storage.tables import entries, voice_samples
+from audiocache.storage.pending import queue_blob_deletes
+from audiocache.storage.tables import audio_variants, entries, voice_samples
 
 # (label for reports, the row's id column, its blob column)
 _REFERENCES = (
     ("entry", entries.c.id, entries.c.blob_sha256),
     ("voice_sample", voice_samples.c.voice_id, voice_samples.c.blob_sha256),
+    ("variant", audio_variants.c.source_sha256, audio_variants.c.variant_sha256),
 )
 
 
+async def drop_variants_of(conn: AsyncConnection, source_sha256: str) -> list[str]:
+    """A blob that is going takes its converted copies with it; returns their hashes,
+    queued for collection."""
+    variants = list(
+        (
+            await conn.execute(
+                sa.select(audio_variants.c.variant_sha256).where(
+                    audio_variants.c.source_sha256 == source_sha256
+                )
+            )
+        ).scalars()
+    )
+    if variants:
+        await conn.execute(
+            audio_variants.delete().where(audio_variants.c.source_sha256 == source_sha256)
+        )
+        await queue_blob_deletes(conn, variants)
+    return variants
+
+
 async def is_referenced(conn: AsyncConnection, sha256: str) -> bool:
-    for _label, id_column, blob_column in _REFERENCES:
+    return await _referenced_by(conn, sha256, _REFERENCES)
+
+
+async def is_primary_referenced(conn: AsyncConnection, sha256: str) -> bool:
+    """Referenced by an entry or a sample (not only as somebody's converted copy)."""
+    return await _referenced_by(conn, sha256, _REFERENCES[:2])
+
+
+async def _referenced_by(
+    conn: AsyncConnection, sha256: str, references: tuple[tuple[str, Any, Any], ...]
+) -> bool:
+    for _label, id_column, blob_column in references:
         query = sa.select(id_column).where(blob_column == sha256).limit(1)
         if (await conn.execute(query)).first() is not None:
             return True

@@ -110,3 +110,14 @@ voice_samples = sa.Table(
     sa.Column("size_bytes", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+
+# Converted copies of a blob (telephony formats), cached by (source blob, format name).
+audio_variants = sa.Table(
+    "audio_variants",
+    metadata,
+    sa.Column("source_sha256", sa.String(64), primary_key=True),
+    sa.Column("format", sa.String(32), primary_key=True),
+    sa.Column("variant_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
