@@ -212,3 +212,21 @@ async def test_espeak_speed_changes_the_audio(api: Api) -> None:
     slow = await api.speak("bot", "One two three four five", config={"speed": 0.7})
     fast = await api.speak("bot", "One two three four five", config={"speed": 1.5})
     assert parse_wav(slow.content).duration > parse_wav(fast.content).duration * 1.5
+
+
+async def test_lost_audio_is_a_503_on_download_and_healed_on_the_runtime_path(
+    api: Api, fake_engine
+) -> None:
+    await api.create_agent("bot")
+    entry_id = await api.seed_entry("bot", "Lost and found")
+    entry = await api.services.entries.get("bot", int(entry_id))
+    assert entry is not None
+    await api.services.blobs.delete(entry.blob_sha256)  # lost outside audiocache
+    r = await api.client.get(f"/v1/agents/bot/audio-cache/{entry_id}/file", headers=api.headers)
+    assert_envelope(r, 503, "STORAGE_UNAVAILABLE")
+    healed = await api.speak("bot", "Lost and found")
+    assert healed.status_code == 200 and healed.headers["x-audio-cache-entry-id"] == entry_id
+    assert len(fake_engine.calls) == 2
+    r = await api.client.get(f"/v1/agents/bot/audio-cache/{entry_id}/file", headers=api.headers)
+    assert r.status_code == 200 and r.content == healed.content
+    assert (await api.speak("bot", "Lost and found")).headers["x-audio-cache"] == "hit"

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from audiocache.api.audio_response import BlobResponse
+from audiocache.api.audio_response import BlobResponse, blob_response
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import (
@@ -29,7 +29,14 @@ from audiocache.audio.formats import parse_output_format
 from audiocache.audio.wav import parse_wav
 from audiocache.cache.query import parse_entry_id, parse_filters, parse_sort
 from audiocache.cache.variants import filename_for
-from audiocache.errors import EmptyPayload, InvalidId, InvalidInput, NotFound, PayloadTooLarge
+from audiocache.errors import (
+    EmptyPayload,
+    InvalidId,
+    InvalidInput,
+    InvalidSettings,
+    NotFound,
+    PayloadTooLarge,
+)
 from audiocache.models import EntryQuery, Principal
 from audiocache.services import Services
 
@@ -138,11 +145,10 @@ async def download_file(
     if entry is None:
         raise NotFound("Audio cache entry not found")
     audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
-    blobs = services.blobs
-    return BlobResponse(
-        open=lambda start, end: blobs.open_range(audio.sha256, start, end),
-        size=audio.size,
-        etag=audio.sha256,
+    return await blob_response(
+        services.blobs,
+        audio.sha256,
+        audio.size,
         media_type=audio.media_type,
         filename=filename_for(entry.audio_filename or f"{entry.id}.wav", fmt),
     )
@@ -222,7 +228,10 @@ async def replace_details(
     entry_id = parse_entry_id(entryId)
     limit = services.settings.max_upload_bytes
     wav, part_name, settings_text = await _read_details_form(request, limit)
-    settings = parse_json_text(settings_text, DetailsSettings, what="settings")
+    try:
+        settings = parse_json_text(settings_text, DetailsSettings, what="settings")
+    except InvalidInput as exc:
+        raise InvalidSettings(exc.message) from exc
     filename = sanitize_filename(_header_text(x_filename) or part_name, f"{entry_id}.wav")
     parse_wav(wav)
     agent = await services.agents.owned(principal.account_id, agentId)
@@ -323,7 +332,10 @@ async def _read_details_form(request: Request, limit: int) -> tuple[bytes, str |
         if settings_part is None:
             raise InvalidInput("The 'settings' part is missing")
         if isinstance(settings_part, UploadFile):
-            settings_text = (await settings_part.read(256 * 1024 + 1)).decode("utf-8", "replace")
+            try:
+                settings_text = (await settings_part.read(256 * 1024 + 1)).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidSettings("The 'settings' part is not UTF-8 text") from exc
         else:
             settings_text = settings_part
         wav = await file_part.read(limit + 1)

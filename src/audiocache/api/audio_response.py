@@ -17,7 +17,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from audiocache.api.errors import correlation_id, envelope_bytes
-from audiocache.errors import RangeNotSatisfiable
+from audiocache.errors import RangeNotSatisfiable, StorageUnavailable
+from audiocache.storage.blobs.base import BlobStore
 
 MAX_RANGES = 20
 Opener = Callable[[int, int], AsyncIterator[bytes]]
@@ -65,6 +66,31 @@ def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None:
         else:
             merged.append((start, end))
     return merged
+
+
+async def blob_response(
+    blobs: BlobStore,
+    sha256: str,
+    size: int,
+    *,
+    media_type: str,
+    filename: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> BlobResponse:
+    """A response for a stored blob, checked to be there before any header goes out (a lost
+    blob is a 503 in the envelope, not a 200 that breaks off)."""
+    if await blobs.stat(sha256) is None:
+        raise StorageUnavailable(
+            "The audio is missing from storage; `audiocache check` lists what is affected"
+        )
+    return BlobResponse(
+        open=lambda start, end: blobs.open_range(sha256, start, end),
+        size=size,
+        etag=sha256,
+        media_type=media_type,
+        filename=filename,
+        extra_headers=extra_headers,
+    )
 
 
 class BlobResponse(Response):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,14 +40,21 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
+        with warnings.catch_warnings():
+            # A GET+HEAD route gives both methods one operationId; HEAD's is renamed below.
+            warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        # Validation errors are answered 400 with the envelope; FastAPI's default 422 never is.
         for operations in schema.get("paths", {}).values():
+            # Validation errors are answered 400 with the envelope; FastAPI's 422 never is.
             for operation in operations.values():
                 operation.get("responses", {}).pop("422", None)
+            get, head = operations.get("get"), operations.get("head")
+            if get and head and head.get("operationId") == get.get("operationId"):
+                name = get["operationId"]
+                head["operationId"] = "head" + name[:1].upper() + name[1:]
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         for name, model in _BODY_MODELS.items():

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from audiocache.errors import AudioCacheError, RangeNotSatisfiable
+from audiocache.errors import AudioCacheError, PayloadTooLarge, RangeNotSatisfiable
 
 CORRELATION_HEADER = "X-PolyAI-Correlation-Id"
 _CORRELATION_BYTES = CORRELATION_HEADER.lower().encode()
@@ -73,6 +73,9 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RangeNotSatisfiable):
         headers = {"Content-Range": f"bytes */{exc.size}"}
+    elif isinstance(exc, PayloadTooLarge):
+        # Unread body may still be on the way: close rather than drain it to keep the socket.
+        headers = {"Connection": "close"}
     if exc.status >= 500:
         log.error(
             "%s: %s (correlation id %s)",

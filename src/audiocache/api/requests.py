@@ -10,7 +10,6 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from audiocache.api.errors import describe_validation
 from audiocache.errors import EmptyPayload, InvalidInput, PayloadTooLarge
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,15 +46,33 @@ def parse_json_text(raw: bytes | str, model: type[M], *, what: str = "body") -> 
         # it reaches a cache key, the database or a response (each would fail with a 500).
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidInput(f"The {what} contains an unpaired surrogate (not Unicode)") from exc
+        raise InvalidInput(
+            f"{_subject(what)} contains an unpaired surrogate (not Unicode)"
+        ) from exc
     except RecursionError as exc:
-        raise InvalidInput(f"The {what} is nested too deeply") from exc
+        raise InvalidInput(f"{_subject(what)} is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"The {what} is not valid JSON") from exc
+        raise InvalidInput(f"{_subject(what)} is not valid JSON") from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(describe_validation(exc.errors()).replace("request", what, 1)) from exc
+        raise InvalidInput(f"Invalid {what}: {_issues(exc)}") from exc
+
+
+def _subject(what: str) -> str:
+    return f"The {what}" if what == "body" else f"'{what}'"
+
+
+def _issues(exc: ValidationError) -> str:
+    """Pydantic's errors in a client's words: field path and message, no class names."""
+    parts = []
+    for error in exc.errors()[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()))
+        message = error.get("msg", "invalid")
+        if error.get("type") == "model_type":
+            message = "must be a JSON object"
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts)
 
 
 def sanitize_filename(raw: str | None, default: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request, Response
 from starlette.responses import StreamingResponse
 
-from audiocache.api.audio_response import BlobResponse
+from audiocache.api.audio_response import blob_response
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
@@ -90,11 +90,10 @@ async def speak(
         return Response(audio, media_type=fmt.media_type, headers=headers)
     assert result.entry is not None
     stored = await services.variants.stored(result.entry.blob_sha256, result.entry.size_bytes, fmt)
-    blobs = services.blobs
-    return BlobResponse(
-        open=lambda start, end: blobs.open_range(stored.sha256, start, end),
-        size=stored.size,
-        etag=stored.sha256,
+    return await blob_response(
+        services.blobs,
+        stored.sha256,
+        stored.size,
         media_type=stored.media_type,
         extra_headers=headers,
     )

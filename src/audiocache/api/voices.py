@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from audiocache.api.audio_response import BlobResponse
+from audiocache.api.audio_response import BlobResponse, blob_response
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
@@ -156,11 +156,10 @@ async def voice_sample(
 )
 async def download_sample(token: str, services: Services = ServicesDep) -> BlobResponse:
     sample = await services.voices.open_sample(token)
-    blobs = services.blobs
-    return BlobResponse(
-        open=lambda start, end: blobs.open_range(sample.blob_sha256, start, end),
-        size=sample.size_bytes,
-        etag=sample.blob_sha256,
+    return await blob_response(
+        services.blobs,
+        sample.blob_sha256,
+        sample.size_bytes,
         media_type="audio/wav",
         filename=f"{sample.voice_id}-sample.wav",
     )

@@ -53,11 +53,12 @@ class AgentService:
         await self.cache._sweep(None)
 
     async def duplicate(self, agent: Agent, *, name: str, new_id: str | None = None) -> Agent:
-        copy = await self.agents.duplicate(agent.id, id=new_id or new_agent_id(), name=name)
+        """One transaction: the copy and all its entries exist together, or neither does."""
+        copy_id = new_id or new_agent_id()
 
         def rekey(entry: Entry) -> str:
             return cache_key(
-                agent_id=copy.id,
+                agent_id=copy_id,
                 provider=entry.provider,
                 voice=entry.provider_voice_id,
                 model=entry.model,
@@ -66,8 +67,7 @@ class AgentService:
                 config=entry.config,
             )
 
-        await self.cache.entries.copy_all(agent.id, copy.id, rekey)
-        return copy
+        return await self.agents.duplicate(agent.id, rekey, id=copy_id, name=name)
 
     async def set_policy(
         self, agent: Agent, mode: str, min_hits: int | None, window_seconds: int | None

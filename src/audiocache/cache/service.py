@@ -145,7 +145,7 @@ class CacheService:
         config: Mapping[str, Any] | None = None,
     ) -> SpeakResult:
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
-        entry = await self.entries.find_by_key(agent.id, prepared.key)
+        entry = await self._usable_entry(agent, prepared)
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)
@@ -161,6 +161,16 @@ class CacheService:
             ),
         )
         return result
+
+    async def _usable_entry(self, agent: Agent, prepared: Prepared) -> Entry | None:
+        """The cached entry for a request, if its audio is really there. An entry whose blob
+        was lost is synthesized again in place (logged loudly), so callers keep being served."""
+        entry = await self.entries.find_by_key(agent.id, prepared.key)
+        if entry is None or await self.blobs.stat(entry.blob_sha256) is not None:
+            return entry
+        log.error("entry %s lost its audio %s; synthesizing it again", entry.id, entry.blob_sha256)
+        audio = await prepared.engine.synthesize(prepared.request)
+        return await self._replace(entry, audio, parse_wav(audio), {})
 
     async def warm(
         self,
@@ -263,7 +273,7 @@ class CacheService:
         """Like ``speak``, but a miss on an engine that streams is handed back as a
         ``SharedStream`` of raw PCM the moment synthesis starts."""
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
-        entry = await self.entries.find_by_key(agent.id, prepared.key)
+        entry = await self._usable_entry(agent, prepared)
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from audiocache.errors import Conflict
-from audiocache.models import Agent
+from audiocache.models import Agent, Entry
 from audiocache.storage.db import Database, utcnow
+from audiocache.storage.entries_repo import copy_entries
 from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.tables import agents, entries
 
@@ -71,11 +73,13 @@ class AgentRepository:
             await queue_blob_deletes(conn, shas)
         return shas
 
-    async def duplicate(self, source_id: str, **values: Any) -> Agent:
+    async def duplicate(
+        self, source_id: str, rekey: Callable[[Entry], str], **values: Any
+    ) -> Agent:
         """Copy the agent and all its entries in one transaction; blobs are shared by hash.
 
         The entries keep their cache keys' inputs; keys are recomputed by the caller's
-        ``rekey`` because a key includes the agent.
+        ``rekey`` (which sees the new agent id in ``values``) because a key includes the agent.
         """
         source = await self.get(source_id)
         assert source is not None
@@ -96,6 +100,7 @@ class AgentRepository:
         try:
             async with self.db.write() as conn:
                 await conn.execute(agents.insert().values(**row))
+                await copy_entries(conn, source_id, values["id"], rekey)
         except IntegrityError as exc:
             raise Conflict(f"Agent {values['id']!r} already exists") from exc
         created = await self.get(values["id"])

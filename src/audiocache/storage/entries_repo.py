@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audiocache.errors import Conflict, NotFound
 from audiocache.models import Entry, EntryQuery, FilterClause
@@ -178,26 +179,6 @@ class EntryRepository:
                 await queue_blob_deletes(conn, [r.blob_sha256 for r in found])
         return [r.id for r in found]
 
-    async def copy_all(
-        self, source_agent: str, target_agent: str, rekey: Callable[[Entry], str]
-    ) -> int:
-        """Copy every entry of one agent to another (same blobs); returns how many."""
-        async with self.db.write() as conn:
-            rows = (
-                await conn.execute(sa.select(entries).where(entries.c.agent_id == source_agent))
-            ).all()
-            copies = []
-            for row in rows:
-                entry = _to_entry(row)
-                values = dict(row._mapping)
-                values.pop("id")
-                values.update(agent_id=target_agent, cache_key=rekey(entry), hit_count=0)
-                values["last_hit_at"] = None
-                copies.append(values)
-            if copies:
-                await conn.execute(entries.insert(), copies)
-        return len(copies)
-
     async def add_hits(self, counts: Mapping[int, int], at: datetime) -> None:
         if not counts:
             return
@@ -278,3 +259,22 @@ def _to_entry(row: sa.Row) -> Entry:
     data = dict(row._mapping)
     data["config"] = json.loads(data.pop("config_json") or "{}")
     return Entry(**data)
+
+
+async def copy_entries(
+    conn: AsyncConnection, source_agent: str, target_agent: str, rekey: Callable[[Entry], str]
+) -> int:
+    """Copy every entry of one agent to another inside the caller's transaction; the copies
+    share the blobs (content addressed) and start with no hits. Returns how many."""
+    rows = (await conn.execute(sa.select(entries).where(entries.c.agent_id == source_agent))).all()
+    copies = []
+    for row in rows:
+        values = dict(row._mapping)
+        values.pop("id")
+        values.update(
+            agent_id=target_agent, cache_key=rekey(_to_entry(row)), hit_count=0, last_hit_at=None
+        )
+        copies.append(values)
+    if copies:
+        await conn.execute(entries.insert(), copies)
+    return len(copies)
