@@ -10,7 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -50,6 +50,38 @@ class Settings(BaseSettings):
         True,
         description="Offer the Piper neural engine (provider 'piper') when piper-tts and a "
         "pinned voice package are installed.",
+    )
+    eleven_labs_api_key: SecretStr | None = Field(
+        None, description="ElevenLabs API key; set it to offer provider 'eleven_labs'."
+    )
+    eleven_labs_base_url: str | None = Field(None, description="ElevenLabs API base URL.")
+    openai_api_key: SecretStr | None = Field(
+        None, description="OpenAI API key; set it to offer provider 'openai'."
+    )
+    openai_base_url: str | None = Field(None, description="OpenAI API base URL (with /v1).")
+    google_api_key: SecretStr | None = Field(
+        None, description="Google Cloud Text-to-Speech API key; offers provider 'google'."
+    )
+    google_base_url: str | None = Field(None, description="Google Cloud TTS base URL.")
+    microsoft_api_key: SecretStr | None = Field(
+        None, description="Azure Speech key; offers provider 'microsoft' (needs a region)."
+    )
+    microsoft_region: str | None = Field(None, description="Azure Speech region, e.g. westeurope.")
+    microsoft_base_url: str | None = Field(
+        None, description="Azure Speech base URL (instead of the region's)."
+    )
+    cartesia_api_key: SecretStr | None = Field(
+        None, description="Cartesia API key; set it to offer provider 'cartesia'."
+    )
+    cartesia_base_url: str | None = Field(None, description="Cartesia API base URL.")
+    cloud_max_attempts: int = Field(
+        4, ge=1, le=10, description="Attempts per cloud synthesis (429/5xx are retried)."
+    )
+    cloud_deadline_seconds: float = Field(
+        15.0, gt=0, description="Time a cloud synthesis may take in all, retries included."
+    )
+    cloud_attempt_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time one cloud request may take."
     )
     admission_min_hits: int = Field(
         2,

@@ -114,7 +114,7 @@ def build_services(
 
 
 def default_engines(settings: Settings) -> list[Engine]:
-    engines: list[Engine] = [EspeakEngine(settings.espeak_binary)]
+    engines: list[Engine] = [EspeakEngine(settings.espeak_binary), *cloud_engines(settings)]
     if settings.piper_enabled:
         from audiocache.tts.piper import PiperEngine
 
@@ -122,4 +122,36 @@ def default_engines(settings: Settings) -> list[Engine]:
             engines.append(PiperEngine())
         except RuntimeError as exc:
             log.warning("piper unavailable: %s", exc)
+    return engines
+
+
+def cloud_engines(settings: Settings) -> list[Engine]:
+    """One engine per cloud provider whose API key is configured."""
+    from audiocache.tts import cloud
+
+    policy = cloud.RetryPolicy(
+        max_attempts=settings.cloud_max_attempts,
+        deadline_seconds=settings.cloud_deadline_seconds,
+        attempt_timeout_seconds=settings.cloud_attempt_timeout_seconds,
+    )
+    simple = {
+        "eleven_labs": (cloud.ElevenLabsEngine, settings.eleven_labs_api_key),
+        "openai": (cloud.OpenAIEngine, settings.openai_api_key),
+        "google": (cloud.GoogleEngine, settings.google_api_key),
+        "cartesia": (cloud.CartesiaEngine, settings.cartesia_api_key),
+    }
+    engines: list[Engine] = []
+    for provider, (engine_class, key) in simple.items():
+        if key is not None:
+            base_url = getattr(settings, f"{provider}_base_url")
+            engines.append(engine_class(key.get_secret_value(), base_url=base_url, policy=policy))
+    if settings.microsoft_api_key is not None:
+        engines.append(
+            cloud.MicrosoftEngine(
+                settings.microsoft_api_key.get_secret_value(),
+                region=settings.microsoft_region,
+                base_url=settings.microsoft_base_url,
+                policy=policy,
+            )
+        )
     return engines

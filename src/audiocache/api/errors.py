@@ -19,7 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from audiocache.errors import AudioCacheError, PayloadTooLarge, RangeNotSatisfiable
+from audiocache.errors import (
+    AudioCacheError,
+    PayloadTooLarge,
+    ProviderRateLimited,
+    RangeNotSatisfiable,
+)
 
 CORRELATION_HEADER = "X-PolyAI-Correlation-Id"
 _CORRELATION_BYTES = CORRELATION_HEADER.lower().encode()
@@ -73,6 +78,8 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     headers = None
     if isinstance(exc, RangeNotSatisfiable):
         headers = {"Content-Range": f"bytes */{exc.size}"}
+    elif isinstance(exc, ProviderRateLimited) and exc.retry_after:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
     elif isinstance(exc, PayloadTooLarge):
         # Unread body may still be on the way: close rather than drain it to keep the socket.
         headers = {"Connection": "close"}

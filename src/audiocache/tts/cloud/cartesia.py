@@ -62,7 +62,7 @@ class CartesiaEngine:
             transport=transport,
         )
 
-    def model_for(self, config: Mapping[str, Any]) -> str:
+    def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         return str(config.get("modelId") or self.model)
 
     async def validate_voice(self, voice: str) -> None:

@@ -77,7 +77,7 @@ class GoogleEngine:
             is_auth_error=_is_auth_error,
         )
 
-    def model_for(self, config: Mapping[str, Any]) -> str:
+    def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         return str(config.get("modelId") or self.model or DEFAULT_MODEL)
 
     async def validate_voice(self, voice: str) -> None:

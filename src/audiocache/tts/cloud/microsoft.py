@@ -69,7 +69,7 @@ class MicrosoftEngine:
             transport=transport,
         )
 
-    def model_for(self, config: Mapping[str, Any]) -> str:
+    def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         return MODEL
 
     async def validate_voice(self, voice: str) -> None:

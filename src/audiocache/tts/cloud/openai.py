@@ -68,7 +68,7 @@ class OpenAIEngine:
             is_voice_error=_is_voice_error,
         )
 
-    def model_for(self, config: Mapping[str, Any]) -> str:
+    def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         return str(config.get("modelId") or self.model)
 
     async def validate_voice(self, voice: str) -> None:
