@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from audiocache.config import Settings
+from audiocache.config import Settings, settings_markdown
 
 ROOT = Path(__file__).parent.parent
+
+
+def test_configuration_doc_is_generated_from_the_settings() -> None:
+    assert (ROOT / "docs" / "configuration.md").read_text() == settings_markdown(), (
+        "run: audiocache settings --markdown > docs/configuration.md"
+    )
 
 
 def test_every_setting_is_documented() -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from audiocache.auth import validate_grants
 from audiocache.cache.warmup import WarmReport, parse_phrases, warm_up
-from audiocache.config import Settings
+from audiocache.config import Settings, settings_markdown
 from audiocache.errors import AudioCacheError
 from audiocache.logs import configure_logging
 from audiocache.services import Services, build_services
@@ -99,6 +99,22 @@ def serve(
         from audiocache.app import create_app
 
         uvicorn.run(create_app(settings), **common)
+
+
+@app.command("settings")
+def show_settings(
+    data_dir: DataDir = None,
+    markdown: Annotated[bool, typer.Option(help="Print the settings reference instead.")] = False,
+) -> None:
+    """Print the effective settings (secrets masked), or the reference with --markdown."""
+    if markdown:
+        print(settings_markdown(), end="")
+        return
+    settings = _settings(data_dir)
+    for name, value in settings.model_dump().items():
+        secret = name.endswith("_api_key") or name.endswith("_secret")
+        shown = "********" if secret and value is not None else value
+        print(f"AUDIOCACHE_{name.upper()}={'' if shown is None else shown}")
 
 
 @app.command()
