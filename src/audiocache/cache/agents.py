@@ -49,8 +49,9 @@ class AgentService:
         )
 
     async def delete(self, agent: Agent) -> None:
+        self.cache.forget_recent()
         await self.agents.delete(agent.id)
-        await self.cache._sweep(None)
+        await self.cache.sweep()
 
     async def duplicate(self, agent: Agent, *, name: str, new_id: str | None = None) -> Agent:
         """One transaction: the copy and all its entries exist together, or neither does."""

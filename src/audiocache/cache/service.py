@@ -7,7 +7,9 @@ there (a concurrent sweep may have taken an identical one) → sweep what the ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,7 +22,7 @@ from audiocache.cache.singleflight import SingleFlight
 from audiocache.cache.streaming import SharedStream
 from audiocache.cache.text import validate_text
 from audiocache.cache.voices import VoiceLibrary, canonical_provider
-from audiocache.errors import InvalidVoice, NotFound, ProviderUnavailable
+from audiocache.errors import InvalidVoice, NotFound, ProviderUnavailable, SynthesisFailed
 from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
@@ -29,6 +31,7 @@ from audiocache.storage.gc import sweep_pending
 from audiocache.tts.base import Engine, EngineRegistry, SynthesisRequest
 
 log = logging.getLogger("audiocache.cache")
+RECENT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class CacheService:
         self._flights: SingleFlight[SpeakResult] = SingleFlight()
         self._warm_flights: SingleFlight[Entry] = SingleFlight()
         self._streams: dict[tuple[str, str], SharedStream] = {}
+        # What flights stored in the last seconds: a caller whose lookup started before a
+        # flight's commit and ended after the flight was gone finds it here, not in a new
+        # synthesis. Checked with no await between it and starting a flight.
+        self._recent: dict[tuple[str, str], tuple[float, Entry]] = {}
 
     # -- the runtime path -------------------------------------------------------------
 
@@ -146,6 +153,7 @@ class CacheService:
     ) -> SpeakResult:
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         entry = await self._usable_entry(agent, prepared)
+        entry = entry or self._recently_stored((agent.id, prepared.key))
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)
@@ -259,7 +267,24 @@ class CacheService:
         entry = await self._store(agent, engine, request, key, audio, info)
         if needs_counting(policy):
             await self.entries.forget_request(agent.id, key)
+        self._remember_stored((agent.id, key), entry)
         return SpeakResult(hit=False, entry=entry, audio=audio)
+
+    def _remember_stored(self, flight: tuple[str, str], entry: Entry) -> None:
+        now = time.monotonic()
+        if len(self._recent) > 1000:
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < RECENT_SECONDS}
+        self._recent[flight] = (now, entry)
+
+    def forget_recent(self) -> None:
+        """Call after anything that removes or changes entries."""
+        self._recent.clear()
+
+    def _recently_stored(self, flight: tuple[str, str]) -> Entry | None:
+        found = self._recent.get(flight)
+        if found is None or time.monotonic() - found[0] >= RECENT_SECONDS:
+            return None
+        return found[1]
 
     async def speak_streaming(
         self,
@@ -274,6 +299,7 @@ class CacheService:
         ``SharedStream`` of raw PCM the moment synthesis starts."""
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         entry = await self._usable_entry(agent, prepared)
+        entry = entry or self._recently_stored((agent.id, prepared.key))
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)
@@ -302,8 +328,9 @@ class CacheService:
 
         async def produce() -> None:
             try:
-                async for chunk in produce_pcm(prepared.request):
-                    shared.append(chunk)
+                async with contextlib.aclosing(produce_pcm(prepared.request)) as chunks:
+                    async for chunk in chunks:
+                        shared.append(chunk)
                 pcm = b"".join(shared.chunks)
                 audio = build_wav(pcm[: len(pcm) // 2 * 2], sample_rate=shared.sample_rate)
                 shared.finish(
@@ -316,6 +343,8 @@ class CacheService:
                         shared.listeners,
                     )
                 )
+            except asyncio.CancelledError:
+                shared.fail(SynthesisFailed("every caller hung up; synthesis abandoned"))
             except Exception as exc:
                 log.warning("streamed synthesis failed: %s", exc)
                 shared.fail(exc)
@@ -418,6 +447,7 @@ class CacheService:
     async def _replace(
         self, entry: Entry, wav: bytes, info: WavInfo, changes: dict[str, Any]
     ) -> Entry:
+        self.forget_recent()
         blob = await self.blobs.put(wav)
         updated = await self.entries.update_audio(
             entry,
@@ -435,6 +465,7 @@ class CacheService:
         return updated
 
     async def delete_entries(self, agent_id: str, entry_ids: list[int]) -> list[int]:
+        self.forget_recent()
         deleted = await self.entries.delete(agent_id, entry_ids)
         if deleted:
             await self._sweep(None)
@@ -460,6 +491,10 @@ class CacheService:
                 sha256,
             )
             await self.blobs.put(data)
+
+    async def sweep(self) -> None:
+        """Collect whatever deletes left queued (best effort; gc finishes any rest)."""
+        await self._sweep(None)
 
     async def _sweep(self, shas: list[str] | None) -> None:
         try:

@@ -1,7 +1,8 @@
 """One synthesis, many listeners: a miss streamed to every caller as the engine produces it.
 
 The producer task keeps every chunk, so a listener that joins late replays from the start.
-It runs apart from the listeners: one that hangs up stops only its own copy. Audio is
+It runs apart from the listeners: one that hangs up stops only its own copy, and when the
+last one hangs up before the end the synthesis is cancelled, so nothing is stored. Audio is
 stored only after the engine finished; ``listen`` ends after that, so a caller that has the
 last byte can already find the entry.
 """
@@ -22,6 +23,7 @@ class SharedStream:
         self.error: BaseException | None = None
         self.done = False
         self.task: asyncio.Task[None] | None = None
+        self._listening = 0
         self._changed = asyncio.Event()
 
     def append(self, chunk: bytes) -> None:
@@ -44,16 +46,22 @@ class SharedStream:
     async def listen(self) -> AsyncIterator[bytes]:
         """Every chunk from the first; raises the producer's error if it failed."""
         position = 0
-        while True:
-            changed = self._changed
-            while position < len(self.chunks):
-                yield self.chunks[position]
-                position += 1
-            if self.done:
-                if self.error is not None:
-                    raise self.error
-                return
-            await changed.wait()
+        self._listening += 1
+        try:
+            while True:
+                changed = self._changed
+                while position < len(self.chunks):
+                    yield self.chunks[position]
+                    position += 1
+                if self.done:
+                    if self.error is not None:
+                        raise self.error
+                    return
+                await changed.wait()
+        finally:
+            self._listening -= 1
+            if self._listening == 0 and not self.done and self.task is not None:
+                self.task.cancel()  # everybody hung up: nobody needs the rest
 
     async def wait(self) -> Any:
         """Wait for the end; the producer's result, or its error raised."""

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import math
 import struct
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -82,6 +83,7 @@ class StreamingFakeEngine(FakeEngine):
         self.chunk_delay = chunk_delay
         self.fail_after_chunks: int | None = None
         self.streams = 0
+        self.finished_at: float | None = None  # when the last stream ended (monotonic)
 
     def sample_rate_for(self, voice: str) -> int:
         return self.sample_rate
@@ -98,3 +100,4 @@ class StreamingFakeEngine(FakeEngine):
                 raise SynthesisFailed("fake engine broke mid-stream (on request)")
             await asyncio.sleep(self.chunk_delay)
             yield pcm[offset : offset + size]
+        self.finished_at = time.monotonic()
