@@ -12,10 +12,11 @@ from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
 from audiocache.api.schemas import SpeakRequest
-from audiocache.audio.formats import parse_output_format
+from audiocache.audio.formats import OutputFormat, parse_output_format
 from audiocache.audio.wav import streaming_header
+from audiocache.cache.service import SpeakResult
 from audiocache.cache.streaming import SharedStream
-from audiocache.errors import AudioCacheError
+from audiocache.errors import AudioCacheError, NotFound, StorageUnavailable
 from audiocache.models import Principal
 from audiocache.services import Services
 
@@ -69,13 +70,23 @@ async def speak(
     # A stream goes out as the engine makes it: as stored (converting needs the whole clip).
     streaming = body.stream and fmt.passthrough
     speak = services.cache.speak_streaming if streaming else services.cache.speak
-    result = await speak(
-        agent,
-        body.text,
-        voice=body.voice,
-        language=body.language,
-        config=body.config.as_config() if body.config else None,
-    )
+    config = body.config.as_config() if body.config else None
+    for attempt in range(2):
+        result = await speak(
+            agent, body.text, voice=body.voice, language=body.language, config=config
+        )
+        try:
+            return await _respond(services, result, fmt)
+        except (StorageUnavailable, NotFound):
+            # A hit whose entry was deleted between the lookup and now: ask again (a miss).
+            if attempt or not (isinstance(result, SpeakResult) and result.hit):
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _respond(
+    services: Services, result: SpeakResult | SharedStream, fmt: OutputFormat
+) -> Response:
     if isinstance(result, SharedStream):
         return StreamingResponse(
             _wav_stream(result), media_type="audio/wav", headers={"X-Audio-Cache": "miss"}

@@ -153,7 +153,7 @@ class CacheService:
     ) -> SpeakResult:
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         entry = await self._usable_entry(agent, prepared)
-        entry = entry or self._recently_stored((agent.id, prepared.key))
+        entry = entry or await self._recently_stored((agent.id, prepared.key))
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)
@@ -264,7 +264,11 @@ class CacheService:
             )
         if not admits(policy, requests):
             return SpeakResult(hit=False, entry=None, audio=audio)
-        entry = await self._store(agent, engine, request, key, audio, info)
+        try:
+            entry = await self._store(agent, engine, request, key, audio, info)
+        except NotFound:
+            # The agent was deleted meanwhile: the caller still gets what it asked for.
+            return SpeakResult(hit=False, entry=None, audio=audio)
         if needs_counting(policy):
             await self.entries.forget_request(agent.id, key)
         self._remember_stored((agent.id, key), entry)
@@ -280,11 +284,17 @@ class CacheService:
         """Call after anything that removes or changes entries."""
         self._recent.clear()
 
-    def _recently_stored(self, flight: tuple[str, str]) -> Entry | None:
+    async def _recently_stored(self, flight: tuple[str, str]) -> Entry | None:
+        """An entry a flight stored moments ago, if it is still there (a delete may have
+        come in between: only then is the database asked)."""
         found = self._recent.get(flight)
         if found is None or time.monotonic() - found[0] >= RECENT_SECONDS:
             return None
-        return found[1]
+        entry = await self.entries.get(found[1].agent_id, found[1].id)
+        if entry is None or entry.cache_key != flight[1]:
+            self._recent.pop(flight, None)
+            return None
+        return entry
 
     async def speak_streaming(
         self,
@@ -299,7 +309,7 @@ class CacheService:
         ``SharedStream`` of raw PCM the moment synthesis starts."""
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         entry = await self._usable_entry(agent, prepared)
-        entry = entry or self._recently_stored((agent.id, prepared.key))
+        entry = entry or await self._recently_stored((agent.id, prepared.key))
         if entry is not None:
             self.hits.add(entry.id)
             return SpeakResult(hit=True, entry=entry)

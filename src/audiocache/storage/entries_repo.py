@@ -109,10 +109,11 @@ class EntryRepository:
                 entry_id = result.inserted_primary_key[0]
                 if before_commit is not None:
                     await before_commit()
-        except IntegrityError:
+        except IntegrityError as exc:
             existing = await self.find_by_key(row["agent_id"], row["cache_key"])
             if existing is None:
-                raise
+                # Not a duplicate: the agent went away (deleted while this was synthesized).
+                raise NotFound(f"Agent {row['agent_id']!r} no longer exists") from exc
             return existing, False
         entry = await self.get(row["agent_id"], entry_id)
         assert entry is not None
