@@ -15,6 +15,8 @@ from audiocache.storage.entries_repo import copy_entries
 from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.tables import agents, entries
 
+_BY_ID = sa.select(agents).where(agents.c.id == sa.bindparam("agent_id"))
+
 
 class AgentRepository:
     def __init__(self, db: Database) -> None:
@@ -34,8 +36,7 @@ class AgentRepository:
         return agent
 
     async def get(self, agent_id: str) -> Agent | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(sa.select(agents).where(agents.c.id == agent_id))).first()
+        row = await self.db.first(_BY_ID, {"agent_id": agent_id})
         return Agent(**row._mapping) if row else None
 
     async def exists(self, agent_id: str) -> bool:

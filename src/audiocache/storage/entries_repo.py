@@ -30,45 +30,41 @@ _SORT_COLUMNS = {
 }
 
 
+# The hot path's lookups, built once (building a statement costs more than running it).
+_BY_ID = sa.select(entries).where(
+    entries.c.id == sa.bindparam("entry_id"), entries.c.agent_id == sa.bindparam("agent_id")
+)
+_BY_KEY = sa.select(entries).where(
+    entries.c.agent_id == sa.bindparam("agent_id"),
+    entries.c.cache_key == sa.bindparam("cache_key"),
+)
+_IN_ACCOUNT = (
+    sa.select(entries)
+    .join(agents, agents.c.id == entries.c.agent_id)
+    .where(
+        entries.c.id == sa.bindparam("entry_id"),
+        entries.c.agent_id == sa.bindparam("agent_id"),
+        agents.c.account_id == sa.bindparam("account_id"),
+    )
+)
+
+
 class EntryRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def get(self, agent_id: str, entry_id: int) -> Entry | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(entries).where(
-                        entries.c.id == entry_id, entries.c.agent_id == agent_id
-                    )
-                )
-            ).first()
+        row = await self.db.first(_BY_ID, {"entry_id": entry_id, "agent_id": agent_id})
         return _to_entry(row) if row else None
 
     async def get_in_account(self, account_id: str, agent_id: str, entry_id: int) -> Entry | None:
         """One query for the hot download path: the entry, if its agent is the account's."""
-        query = (
-            sa.select(entries)
-            .join(agents, agents.c.id == entries.c.agent_id)
-            .where(
-                entries.c.id == entry_id,
-                entries.c.agent_id == agent_id,
-                agents.c.account_id == account_id,
-            )
-        )
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        params = {"entry_id": entry_id, "agent_id": agent_id, "account_id": account_id}
+        row = await self.db.first(_IN_ACCOUNT, params)
         return _to_entry(row) if row else None
 
     async def find_by_key(self, agent_id: str, cache_key: str) -> Entry | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(entries).where(
-                        entries.c.agent_id == agent_id, entries.c.cache_key == cache_key
-                    )
-                )
-            ).first()
+        row = await self.db.first(_BY_KEY, {"agent_id": agent_id, "cache_key": cache_key})
         return _to_entry(row) if row else None
 
     async def list(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:

@@ -18,6 +18,11 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+_ACTIVE = sa.select(api_keys).where(
+    api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
+
+
 class ApiKeyRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -42,14 +47,7 @@ class ApiKeyRepository:
         return ApiKey(key_id, account_id, frozenset(grants), label, now, None), key
 
     async def find_active(self, key: str) -> ApiKey | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(api_keys).where(
-                        api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
+        row = await self.db.first(_ACTIVE, {"key_hash": hash_key(key)})
         return _to_key(row) if row else None
 
     async def list(self, account_id: str | None = None) -> list[ApiKey]:

@@ -53,8 +53,7 @@ class VoiceRepository:
 
     async def get(self, account_id: str, voice_id: str) -> LibraryVoice | None:
         query = sa.select(voices).where(voices.c.id == voice_id, voices.c.account_id == account_id)
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.db.first(query)
         return _to_voice(row) if row else None
 
     async def list(self, account_id: str) -> list[LibraryVoice]:

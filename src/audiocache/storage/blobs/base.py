@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Read size when streaming a blob: a typical prompt (50-300 KB) goes out in one or two writes.
+CHUNK = 256 * 1024
 
 
 def sha256_hex(data: bytes) -> str:
@@ -50,7 +52,7 @@ class BlobStore(Protocol):
     async def read(self, sha256: str) -> bytes | None: ...
 
     def open_range(
-        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = 65536
+        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK
     ) -> AsyncIterator[bytes]:
         """Yield bytes [start, end) of the blob in chunks; raise KeyError if it is missing."""
         ...

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from audiocache.errors import StorageUnavailable
-from audiocache.storage.blobs.base import BlobInfo, StoredBlob, is_sha256, sha256_hex
+from audiocache.storage.blobs.base import CHUNK, BlobInfo, StoredBlob, is_sha256, sha256_hex
 
 _TMP_PREFIX = ".tmp-"
 
@@ -72,7 +72,7 @@ class FilesystemBlobStore:
             return None
 
     async def open_range(
-        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = 65536
+        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK
     ) -> AsyncIterator[bytes]:
         try:
             fd = os.open(self._path(sha256), os.O_RDONLY)
@@ -83,7 +83,9 @@ class FilesystemBlobStore:
             position = start
             while position < stop:
                 size = min(chunk_size, stop - position)
-                chunk = await anyio.to_thread.run_sync(os.pread, fd, size, position)
+                chunk = _read_cached(fd, size, position)
+                if chunk is None:  # not in the page cache: read from disk in a worker thread
+                    chunk = await anyio.to_thread.run_sync(os.pread, fd, size, position)
                 if not chunk:
                     break
                 position += len(chunk)
@@ -122,6 +124,24 @@ class FilesystemBlobStore:
 
     async def close(self) -> None:
         return None
+
+
+def _read_cached(fd: int, size: int, position: int) -> bytes | None:
+    """Bytes already in the page cache, read without blocking (RWF_NOWAIT); None if the read
+    would have to wait for the disk. A hit's audio is usually cached: no thread hand-off."""
+    if _NOWAIT is None:
+        return None
+    buffer = bytearray(size)
+    try:
+        count = os.preadv(fd, [buffer], position, _NOWAIT)
+    except (BlockingIOError, OSError):
+        return None
+    if count < size and count != 0:
+        return None  # partly cached: let the thread read the whole chunk
+    return bytes(buffer[:count])
+
+
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 
 def _fsync_dir(directory: Path) -> None:

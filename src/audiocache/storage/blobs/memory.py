@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from audiocache.storage.blobs.base import BlobInfo, StoredBlob, sha256_hex
+from audiocache.storage.blobs.base import CHUNK, BlobInfo, StoredBlob, sha256_hex
 
 
 class MemoryBlobStore:
@@ -27,7 +27,7 @@ class MemoryBlobStore:
         return found[0] if found else None
 
     async def open_range(
-        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = 65536
+        self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK
     ) -> AsyncIterator[bytes]:
         found = self._blobs.get(sha256)
         if found is None:
