@@ -1,0 +1,708 @@
+"""The hit path under load: audiocache's file download against nginx, and the runtime-path hit.
+
+Everything lives in a temp dir and is torn down at the end (also on Ctrl-C, SIGTERM or an
+error): a fresh data dir, an API key (``audiocache keys create``), ``audiocache serve`` on a
+free loopback port, one agent with admission ``always``, one ~100 KB entry synthesized by
+espeak-ng through ``POST /v1/agents/{id}/tts``, and an nginx of our own (own config, own
+prefix, never the system service) serving the very same bytes.
+
+Then wrk (same threads, connections and duration for every target, a warm-up before each):
+
+1. nginx ``GET /file.wav``                                     (the baseline)
+2. audiocache ``GET /v1/agents/{id}/audio-cache/{entry}/file``  (ratio = 2 / 1; aim >= 0.5)
+3. audiocache ``POST /v1/agents/{id}/tts`` that is a cache hit  (p99; aim <= 5 ms)
+
+    python bench/hit_path.py [--workers N] [--duration 10] [--connections 32] [--json]
+
+``--profile DIR`` adds, after the measured runs, one more load run per audiocache target
+under ``py-spy record`` (raw collapsed stacks in DIR); py-spy must be on PATH or next to
+the interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ACCOUNT = "bench"
+AGENT = "bench-agent"
+VOICE = "en-us"
+# espeak-ng en-us renders this in ~2.3 s: 22,050 Hz x 16-bit mono ~ 103 KB of WAV.
+SENTENCE = "Please hold while I check that for you."
+GRANTS = ("audio_cache:read", "audio_cache:write", "agents:read", "agents:write")
+AIM_RATIO = 0.5
+AIM_P99_MS = 5.0
+
+
+class BenchError(RuntimeError):
+    """A set-up step or a measurement went wrong; the message says which."""
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- wrk ----------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+@dataclass
+class WrkResult:
+    target: str
+    url: str
+    requests_per_sec: float
+    requests: int
+    p50_ms: float
+    p75_ms: float
+    p90_ms: float
+    p99_ms: float
+    socket_errors: dict[str, int]
+    non_2xx: int
+    command: str
+    server_cpu_us_per_request: float | None = None
+
+
+def to_ms(value: str, unit: str) -> float:
+    return float(value) * _UNITS[unit]
+
+
+def parse_wrk(output: str, target: str, url: str, command: str) -> WrkResult:
+    """Requests/sec and the Latency Distribution of ``wrk --latency`` output."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    total = re.search(r"^\s*(\d+) requests in ", output, re.M)
+    percentiles = {
+        int(p): to_ms(v, u)
+        for p, v, u in re.findall(
+            r"^\s+(50|75|90|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M
+        )
+    }
+    if rps is None or total is None or set(percentiles) != {50, 75, 90, 99}:
+        raise BenchError(f"could not parse wrk output for {target}:\n{output}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    socket_errors = (
+        dict(zip(("connect", "read", "write", "timeout"), map(int, errors.groups()), strict=True))
+        if errors
+        else {}
+    )
+    return WrkResult(
+        target=target,
+        url=url,
+        requests_per_sec=float(rps.group(1)),
+        requests=int(total.group(1)),
+        p50_ms=percentiles[50],
+        p75_ms=percentiles[75],
+        p90_ms=percentiles[90],
+        p99_ms=percentiles[99],
+        socket_errors=socket_errors,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        command=command,
+    )
+
+
+def lua_string(text: str) -> str:
+    """A Lua long-bracket literal that holds ``text`` verbatim."""
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop_group(process: subprocess.Popen[bytes], name: str, sig: int = signal.SIGTERM) -> None:
+    """Stop a child started in its own session (pgid = its pid), then its group if need be."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop in 15 s; killing it")
+    # Whatever of the group is left (uvicorn workers, nginx workers) goes too.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def spawned(
+    args: list[str], name: str, log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log_path, "ab") as out:
+        process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        stop_group(process, name)
+
+
+def http(
+    method: str, url: str, *, headers: dict[str, str] | None = None, body: Any = None
+) -> tuple[int, dict[str, str], bytes]:
+    data = None
+    headers = dict(headers or {})
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                (response.read()),
+            )
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], log_path: Path, name: str) -> None:
+    deadline = time.monotonic() + 30
+    ok = 0
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{name} exited ({process.returncode}):\n{tail(log_path)}")
+        try:
+            status, _, _ = http("GET", url)
+            ok = ok + 1 if status == 200 else 0
+        except OSError:
+            ok = 0
+        if ok >= 3:
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{name} did not answer {url} in 30 s:\n{tail(log_path)}")
+
+
+def tail(path: Path, size: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError:
+        return "(no log)"
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in a process group (Linux /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # fields[0] is the state; pgrp is the 5th stat field
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# -- the benchmark ------------------------------------------------------------------------
+
+NGINX_CONF = """\
+worker_processes {workers};
+daemon off;
+master_process on;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65;
+    keepalive_requests 10000000;
+    types {{ audio/wav wav; }}
+    default_type application/octet-stream;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location / {{ }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Setup:
+    key: str
+    server_url: str
+    nginx_url: str
+    entry_id: str
+    entry_bytes: int
+    download_path: str
+    tts_path: str
+    lua_script: Path
+    server_pid: int
+    nginx_pid: int
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.stack = stack
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIOCACHE_")}
+        self.env["AUDIOCACHE_LOG_LEVEL"] = "warning"
+        self.data_dir = tmp / "data"
+
+    def cli(self, *args: str) -> str:
+        command = [sys.executable, "-m", "audiocache", *args, "--data-dir", str(self.data_dir)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=self.env, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            raise BenchError(f"{' '.join(command)} failed:\n{done.stderr}{done.stdout}")
+        return done.stdout
+
+    def start_server(self) -> tuple[str, int]:
+        port = free_port()
+        log_path = self.tmp / "server.log"
+        process = self.stack.enter_context(
+            spawned(
+                [
+                    sys.executable,
+                    "-m",
+                    "audiocache",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--workers",
+                    str(self.args.workers),
+                ],
+                "audiocache",
+                log_path,
+                env=self.env,
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", process, log_path, "audiocache serve")
+        return url, process.pid
+
+    def start_nginx(self, audio: bytes) -> tuple[str, int]:
+        prefix = self.tmp / "nginx"
+        root = prefix / "html"
+        root.mkdir(parents=True)
+        # Run as root, nginx's workers drop to `nobody`: let them reach the file, nothing else.
+        self.tmp.chmod(0o711)
+        prefix.chmod(0o711)
+        root.chmod(0o755)
+        target = root / "file.wav"
+        target.write_bytes(audio)
+        target.chmod(0o644)
+        port = free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.format(workers=self.args.workers, prefix=prefix, port=port, root=root)
+        )
+        log_path = prefix / "stderr.log"
+        process = self.stack.enter_context(
+            spawned(
+                ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
+                "nginx",
+                log_path,
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{url}/file.wav", process, log_path, "nginx")
+        except BenchError as exc:
+            raise BenchError(f"{exc}\n{tail(prefix / 'error.log')}") from None
+        status, _, served = http("GET", f"{url}/file.wav")
+        if status != 200 or served != audio:
+            raise BenchError("nginx does not serve the entry's bytes unchanged")
+        return url, process.pid
+
+    def setup(self) -> Setup:
+        log(f"temp dir {self.tmp}")
+        created = self.cli(
+            "keys", "create", "--account", ACCOUNT, "--label", "bench",
+            *(arg for grant in GRANTS for arg in ("--grant", grant)),
+        )  # fmt: skip
+        key = created.strip().splitlines()[-1].strip()
+        headers = {"X-API-KEY": key}
+        server_url, server_pid = self.start_server()
+        log(f"audiocache serve --workers {self.args.workers} on {server_url} (pid {server_pid})")
+
+        status, _, body = http(
+            "POST",
+            f"{server_url}/v1/accounts/{ACCOUNT}/agents",
+            headers=headers,
+            body={
+                "name": "Bench agent",
+                "agentId": AGENT,
+                "responseSettings": {"greeting": "Hello", "languageCode": "en-US"},
+                "voiceSettings": {"voiceId": VOICE},
+            },
+        )
+        if status != 200:
+            raise BenchError(f"create agent: {status} {body[:500]!r}")
+        status, _, body = http(
+            "PUT",
+            f"{server_url}/v1/agents/{AGENT}/cache-policy",
+            headers=headers,
+            body={"admission": "always"},
+        )
+        if status != 200:
+            raise BenchError(f"set cache policy: {status} {body[:500]!r}")
+
+        tts_path = f"/v1/agents/{AGENT}/tts"
+        speak = {"text": self.args.text}
+        status, got, audio = http("POST", server_url + tts_path, headers=headers, body=speak)
+        entry_id = got.get("x-audio-cache-entry-id")
+        if status != 200 or not entry_id:
+            raise BenchError(
+                f"first tts call did not store an entry: {status} {got} {audio[:300]!r}"
+            )
+        log(f"entry {entry_id}: {len(audio):,} bytes ({got.get('x-audio-cache')}) via espeak-ng")
+
+        status, got, again = http("POST", server_url + tts_path, headers=headers, body=speak)
+        if status != 200 or got.get("x-audio-cache") != "hit" or again != audio:
+            raise BenchError(f"second tts call is not a hit with the same bytes: {status} {got}")
+
+        download_path = f"/v1/agents/{AGENT}/audio-cache/{entry_id}/file"
+        status, got, downloaded = http("GET", server_url + download_path, headers=headers)
+        if status != 200 or downloaded != audio:
+            raise BenchError(f"download: {status} {got}, {len(downloaded)} bytes")
+
+        nginx_url, nginx_pid = self.start_nginx(downloaded)
+        log(f"nginx (worker_processes {self.args.workers}) on {nginx_url}")
+
+        lua = self.tmp / "tts_hit.lua"
+        lua.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {lua_string(json.dumps(speak))}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["X-API-KEY"] = {lua_string(key)}\n'
+        )
+        return Setup(
+            key=key,
+            server_url=server_url,
+            nginx_url=nginx_url,
+            entry_id=entry_id,
+            entry_bytes=len(downloaded),
+            download_path=download_path,
+            tts_path=tts_path,
+            lua_script=lua,
+            server_pid=server_pid,
+            nginx_pid=nginx_pid,
+        )
+
+    def wrk(
+        self, target: str, url: str, extra: list[str], duration: float, pgid: int | None = None
+    ) -> WrkResult:
+        a = self.args
+        command = [
+            "wrk", f"-t{a.threads}", f"-c{a.connections}", f"-d{duration:g}s", "--latency",
+            "--timeout", "10s", *extra, url,
+        ]  # fmt: skip
+        cpu_before = group_cpu_seconds(pgid) if pgid else 0.0
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=duration + 60, check=False
+        )
+        cpu = group_cpu_seconds(pgid) - cpu_before if pgid else None
+        if done.returncode != 0:
+            raise BenchError(f"wrk failed ({done.returncode}) for {target}:\n{done.stderr}")
+        shown = re.sub(r"X-API-KEY: [^']+", "X-API-KEY: $KEY", shlex.join(command))
+        result = parse_wrk(done.stdout, target, url, shown)
+        if cpu is not None and result.requests:
+            result.server_cpu_us_per_request = round(1e6 * cpu / result.requests, 1)
+        if result.non_2xx:
+            raise BenchError(
+                f"{target}: wrk saw {result.non_2xx} non-2xx/3xx responses — not measuring "
+                f"errors:\n{done.stdout}"
+            )
+        if any(result.socket_errors.values()):
+            log(f"WARNING {target}: socket errors {result.socket_errors}")
+        return result
+
+    def measure(self, s: Setup) -> dict[str, WrkResult]:
+        key_header = ["-H", f"X-API-KEY: {s.key}"]
+        targets = {
+            "nginx": (f"{s.nginx_url}/file.wav", [], s.nginx_pid),
+            "download": (s.server_url + s.download_path, key_header, s.server_pid),
+            "tts_hit": (s.server_url + s.tts_path, ["-s", str(s.lua_script)], s.server_pid),
+        }
+        results = {}
+        for name, (url, extra, pgid) in targets.items():
+            if self.args.warmup > 0:
+                log(f"warm-up {name} {self.args.warmup:g} s")
+                self.wrk(name, url, extra, self.args.warmup)
+            log(f"measuring {name} {self.args.duration:g} s")
+            results[name] = self.wrk(name, url, extra, self.args.duration, pgid)
+        self.check_still_hit(s)
+        return results
+
+    def check_still_hit(self, s: Setup) -> None:
+        status, got, _ = http(
+            "POST", s.server_url + s.tts_path, headers={"X-API-KEY": s.key},
+            body={"text": self.args.text},
+        )  # fmt: skip
+        if status != 200 or got.get("x-audio-cache") != "hit":
+            raise BenchError(f"after the runs the tts call is not a hit: {status} {got}")
+
+    def profile(self, s: Setup, out_dir: Path) -> list[str]:
+        """One more load run per audiocache target, with py-spy sampling the server."""
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(py_spy).exists():
+            raise BenchError("--profile needs py-spy (pip install py-spy)")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        key_header = ["-H", f"X-API-KEY: {s.key}"]
+        runs = {
+            "download": (s.server_url + s.download_path, key_header),
+            "tts_hit": (s.server_url + s.tts_path, ["-s", str(s.lua_script)]),
+        }
+        written = []
+        seconds = int(self.args.duration)
+        for name, (url, extra) in runs.items():
+            out = out_dir / f"{name}-w{self.args.workers}.txt"
+            spy = subprocess.Popen(
+                [
+                    py_spy, "record", "--format", "raw", "--subprocesses", "--nonblocking",
+                    "-r", "250", "-d", str(seconds + 2), "-o", str(out),
+                    "--pid", str(s.server_pid),
+                ],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            try:
+                time.sleep(1)
+                log(f"profiling {name} {seconds} s -> {out}")
+                self.wrk(name, url, extra, seconds)
+                _, err = spy.communicate(timeout=seconds + 60)
+            finally:
+                if spy.poll() is None:
+                    spy.terminate()
+                    spy.wait(timeout=10)
+            if spy.returncode != 0:
+                raise BenchError(f"py-spy failed: {err.decode(errors='replace')}")
+            written.append(str(out))
+        return written
+
+
+# -- reporting ----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+
+    def version(command: list[str]) -> str:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        except OSError:
+            return "?"
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        return lines[0] if lines else "?"
+
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model or platform.processor() or "?",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": version(["wrk", "-v"]).split(" [")[0],
+        "nginx": version(["nginx", "-v"]).removeprefix("nginx version: "),
+        "cpu_busy_before_pct": cpu_busy_percent(),
+    }
+
+
+def cpu_busy_percent(seconds: float = 1.0) -> float:
+    """How busy all CPUs were over a short sample (Linux /proc/stat): others' load skews us."""
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values[:8]), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return -1.0
+    return round(100 * (1 - (idle1 - idle0) / max(1, total1 - total0)), 1)
+
+
+def report(
+    args: argparse.Namespace, s: Setup, results: dict[str, WrkResult], info: dict[str, Any]
+) -> dict[str, Any]:
+    ratio = results["download"].requests_per_sec / results["nginx"].requests_per_sec
+    p99 = results["tts_hit"].p99_ms
+    return {
+        "machine": info,
+        "workers": {"audiocache": args.workers, "nginx": args.workers},
+        "wrk": {
+            "threads": args.threads,
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+        },
+        "entry": {"id": s.entry_id, "bytes": s.entry_bytes, "text": args.text},
+        "results": {name: asdict(r) for name, r in results.items()},
+        "ratio_download_to_nginx": round(ratio, 4),
+        "aims": {
+            "ratio_min": AIM_RATIO,
+            "ratio_met": ratio >= AIM_RATIO,
+            "tts_hit_p99_max_ms": AIM_P99_MS,
+            "tts_hit_p99_met": p99 <= AIM_P99_MS,
+        },
+    }
+
+
+def print_table(data: dict[str, Any]) -> None:
+    m, w, r = data["machine"], data["wrk"], data["results"]
+    entry = data["entry"]
+    lines = [
+        "",
+        f"machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}, Python {m['python']}, "
+        f"{m['wrk']}, {m['nginx']}",
+        f"workers: audiocache {data['workers']['audiocache']} (uvicorn), "
+        f"nginx worker_processes {data['workers']['nginx']}",
+        f"quiet:   CPUs {m['cpu_busy_before_pct']:.0f}% busy in the second before the run",
+        f"load:    wrk -t{w['threads']} -c{w['connections']} -d{w['duration_s']:g}s --latency "
+        f"on loopback, {w['warmup_s']:g} s warm-up before each run",
+        f"entry:   {entry['bytes']:,} bytes of WAV (espeak-ng, {entry['text']!r}), "
+        f"id {entry['id']}",
+        "",
+        f"{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'server CPU/req':>15}",
+        "-" * 96,
+    ]
+    labels = {
+        "nginx": "nginx GET /file.wav (same bytes)",
+        "download": "audiocache GET …/audio-cache/{id}/file",
+        "tts_hit": "audiocache POST /v1/agents/{id}/tts (hit)",
+    }
+    for name, label in labels.items():
+        x = r[name]
+        cpu = x["server_cpu_us_per_request"]
+        lines.append(
+            f"{label:<44} {x['requests_per_sec']:>9,.0f} {x['p50_ms']:>8.2f} "
+            f"{x['p90_ms']:>8.2f} {x['p99_ms']:>8.2f} "
+            + (f"{cpu:>12,.0f} µs" if cpu is not None else f"{'?':>15}")
+        )
+    aims = data["aims"]
+    lines += [
+        "",
+        f"ratio download / nginx: {data['ratio_download_to_nginx']:.3f}  "
+        f"(aim >= {aims['ratio_min']}: {'met' if aims['ratio_met'] else 'NOT met'})",
+        f"tts hit p50 / p99:      {r['tts_hit']['p50_ms']:.2f} ms / {r['tts_hit']['p99_ms']:.2f} ms"
+        f"  (aim p99 <= {aims['tts_hit_p99_max_ms']:g} ms: "
+        f"{'met' if aims['tts_hit_p99_met'] else 'NOT met'})",
+    ]
+    if data.get("profiles"):
+        lines.append(f"profiles: {', '.join(data['profiles'])}")
+    print("\n".join(lines))
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (10)")
+    p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="audiocache workers = nginx worker_processes (1)"
+    )
+    p.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each run (2)")
+    p.add_argument("--text", default=SENTENCE, help="the phrase to cache (~100 KB with espeak-ng)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--profile", type=Path, help="also record py-spy profiles into this folder")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    args = p.parse_args(argv)
+    if args.workers < 1 or args.connections < 1 or args.threads < 1 or args.duration < 1:
+        p.error("--workers, --connections, --threads and --duration must be >= 1")
+    if args.threads > args.connections:
+        p.error("--threads must not exceed --connections")
+    return args
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = [tool for tool in ("wrk", "nginx", "espeak-ng") if shutil.which(tool) is None]
+    if missing:
+        print(f"missing: {', '.join(missing)} (make bench-deps)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    info = machine()
+    if info["cpu_busy_before_pct"] > 10:
+        log(f"WARNING CPUs {info['cpu_busy_before_pct']:.0f}% busy before the start: figures noisy")
+    tmp = Path(tempfile.mkdtemp(prefix="audiocache-bench-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            bench = Bench(args, tmp, stack)
+            setup = bench.setup()
+            results = bench.measure(setup)
+            data = report(args, setup, results, info)
+            if args.profile:
+                data["profiles"] = bench.profile(setup, args.profile)
+            log("stopping audiocache and nginx")
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print_table(data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
