@@ -34,7 +34,9 @@ test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest
 
 bench: bench-deps $(STAMP)
-	$(PY) bench/hit_path.py
+	$(PY) bench/hit_path.py --workers 1
+	$(PY) bench/hit_path.py --workers 2
+	$(PY) bench/engines.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
