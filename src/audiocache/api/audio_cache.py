@@ -109,7 +109,7 @@ async def delete_entry(
     responses={
         200: {"description": "The WAV audio's headers"},
         206: {"description": "Headers of part of the WAV audio (Range)"},
-        **errors(400, 401, 403, 404, 416),
+        **errors(400, 401, 403, 404, 416, 503),
     },
 )
 @router.get(
@@ -121,7 +121,7 @@ async def delete_entry(
     responses={
         200: {"description": "The WAV audio", "content": AUDIO_WAV},
         206: {"description": "Part of the WAV audio (Range)", "content": AUDIO_WAV},
-        **errors(400, 401, 403, 404, 416),
+        **errors(400, 401, 403, 404, 416, 503),
     },
 )
 async def download_file(
@@ -249,7 +249,7 @@ async def replace_details(
     response_class=Response,
     responses={
         200: {"description": "Synthesized audio", "content": AUDIO_WAV},
-        **errors(400, 401, 403, 404, 502),
+        **errors(400, 401, 403, 404, 502, 503, 504),
     },
     openapi_extra=json_body(SynthesizeAudioRequest),
 )

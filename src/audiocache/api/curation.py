@@ -37,7 +37,7 @@ class WarmResponse(BaseModel):
     operation_id="regenerateAudioCacheEntry",
     summary="Synthesize the entry's text again in place (sets regenerated)",
     response_model=AudioCacheEntry,
-    responses=errors(400, 401, 403, 404, 409, 502),
+    responses=errors(400, 401, 403, 404, 409, 502, 503, 504),
 )
 async def regenerate(
     agentId: str,
@@ -97,7 +97,7 @@ async def unpin(
     operation_id="warmAudioCache",
     summary="Synthesize and store phrases ahead of time (pinned by default)",
     response_model=WarmResponse,
-    responses=errors(400, 401, 403, 404, 502),
+    responses=errors(400, 401, 403, 404, 502, 503, 504),
     openapi_extra=json_body(WarmRequest),
 )
 async def warm(

@@ -21,6 +21,8 @@ _DESCRIPTIONS = {
     409: "Conflict",
     416: "Range not satisfiable",
     502: "The TTS engine failed",
+    503: "Storage or the TTS provider is unavailable for now (see Retry-After)",
+    504: "The TTS provider did not answer in time",
 }
 
 AUDIO_WAV = {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}

@@ -54,7 +54,7 @@ _HEADERS_DOC = {
     response_class=Response,
     responses={
         200: {"description": "WAV audio", "content": AUDIO_WAV, "headers": _HEADERS_DOC},
-        **errors(400, 401, 403, 404, 502),
+        **errors(400, 401, 403, 404, 502, 503, 504),
     },
     openapi_extra=json_body(SpeakRequest),
 )

@@ -126,7 +126,7 @@ async def update_voice(
     operation_id="getVoiceSample",
     summary="Synthesize a short audio sample of a voice",
     response_model=VoiceSampleResponse,
-    responses=errors(400, 401, 403, 404, 502),
+    responses=errors(400, 401, 403, 404, 502, 503, 504),
 )
 async def voice_sample(
     request: Request,
@@ -152,7 +152,7 @@ async def voice_sample(
     operation_id="downloadVoiceSample",
     summary="A voice sample behind a signed, expiring link (no API key needed)",
     response_model=None,
-    responses={200: {"description": "The sample", "content": AUDIO_WAV}, **errors(403, 404)},
+    responses={200: {"description": "The sample", "content": AUDIO_WAV}, **errors(403, 404, 503)},
 )
 async def download_sample(token: str, services: Services = ServicesDep) -> BlobResponse:
     sample = await services.voices.open_sample(token)
