@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from audiocache.config import Settings, settings_markdown
@@ -32,3 +33,12 @@ def test_defaults_serve_on_loopback_8080(tmp_path: Path) -> None:
     settings = Settings()
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.resolved_database_url().startswith("sqlite+aiosqlite:///")
+
+
+def test_vendored_contract_matches_the_shared_reference() -> None:
+    """The repository's copy of the contract must not drift from the project's shared one."""
+    vendored = ROOT / "tests" / "reference" / "agents-api-audio-cache.openapi.json"
+    assert json.loads(vendored.read_text())["info"]["version"] == "1.0.11"
+    shared = ROOT.parent / "shared" / "reference" / vendored.name
+    if shared.exists():  # only beside the project's workspace; a bare clone has just the copy
+        assert vendored.read_bytes() == shared.read_bytes()

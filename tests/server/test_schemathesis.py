@@ -81,15 +81,12 @@ WAV = sine_wav(seconds=0.2)
 # and its key exist: cases carry this placeholder, swapped for the real key when sent.
 PENDING_KEY = "pending-key-set-when-the-server-runs"
 
-# The project's contract file lives next to the repository (shared/reference);
-# REFERENCE_OPENAPI points elsewhere when a checkout is laid out differently.
+# A copy of the contract (shared/reference) is kept in the repository so that a clone tests
+# against it on its own; REFERENCE_OPENAPI points at another copy when one wants to.
 REFERENCE_PATH = Path(
     os.environ.get(
         "REFERENCE_OPENAPI",
-        Path(__file__).resolve().parents[3]
-        / "shared"
-        / "reference"
-        / "agents-api-audio-cache.openapi.json",
+        Path(__file__).resolve().parents[1] / "reference" / "agents-api-audio-cache.openapi.json",
     )
 )
 # The reference also holds the account voice library (list/register/get/patch/sample), which
