@@ -11,6 +11,7 @@ from audiocache import __version__
 from audiocache.api import agents, audio_cache, curation, speak, voices
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
+from audiocache.api.hot_path import HotPath
 from audiocache.config import Settings
 from audiocache.services import Services, build_services
 
@@ -48,5 +49,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return {"status": "ok"}
 
     install_openapi(app)
-    app.add_middleware(CorrelationMiddleware)
+    if services.settings.hot_path:
+        app.add_middleware(HotPath, services=services)
+    app.add_middleware(CorrelationMiddleware)  # added last: outermost, around the hot path too
     return app

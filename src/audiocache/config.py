@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a verified API key is trusted before it is looked up again.",
     )
+    hot_path: bool = Field(
+        True,
+        description="Answer file downloads and runtime-path calls without the generic routing "
+        "layer (same handlers, same responses; several times the throughput).",
+    )
     gc_grace_seconds: int = Field(
         600,
         ge=0,

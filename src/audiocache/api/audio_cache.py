@@ -139,9 +139,23 @@ async def download_file(
     principal: Principal = caller(READ),
     services: Services = ServicesDep,
 ) -> BlobResponse:
-    entry_id = parse_entry_id(entryId)
-    fmt = parse_output_format(output_format, request.headers.get("accept"))
-    entry = await services.entries.get_in_account(principal.account_id, agentId, entry_id)
+    return await file_response(
+        services, principal, agentId, entryId, output_format, request.headers.get("accept")
+    )
+
+
+async def file_response(
+    services: Services,
+    principal: Principal,
+    agent_id: str,
+    entry_id_text: str,
+    output_format: str | None,
+    accept: str | None,
+) -> BlobResponse:
+    """The download, past auth: shared by the route and the hot path (api/hot_path.py)."""
+    entry_id = parse_entry_id(entry_id_text)
+    fmt = parse_output_format(output_format, accept)
+    entry = await services.entries.get_in_account(principal.account_id, agent_id, entry_id)
     if entry is None:
         raise NotFound("Audio cache entry not found")
     audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)

@@ -75,6 +75,10 @@ def error_response(
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AudioCacheError)
+    return domain_error_response(request.scope, exc)
+
+
+def domain_error_response(scope: Scope, exc: AudioCacheError) -> Response:
     headers = None
     if isinstance(exc, RangeNotSatisfiable):
         headers = {"Content-Range": f"bytes */{exc.size}"}
@@ -88,10 +92,10 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
             "%s: %s (correlation id %s)",
             exc.error_code,
             exc.message,
-            correlation_id(request.scope),
-            extra=_log_extra(request.scope),
+            correlation_id(scope),
+            extra=_log_extra(scope),
         )
-    return error_response(request.scope, exc.status, exc.error_code, exc.message, headers)
+    return error_response(scope, exc.status, exc.error_code, exc.message, headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -64,9 +64,16 @@ async def speak(
     principal: Principal = caller("audio_cache:read"),
     services: Services = ServicesDep,
 ) -> Response:
+    return await speak_response(services, principal, agentId, request)
+
+
+async def speak_response(
+    services: Services, principal: Principal, agent_id: str, request: Request
+) -> Response:
+    """The runtime path, past auth: shared by the route and the hot path (api/hot_path.py)."""
     body = await parse_json(request, SpeakRequest)
     fmt = parse_output_format(body.output_format, request.headers.get("accept"))
-    agent = await services.agents.owned(principal.account_id, agentId)
+    agent = await services.agents.owned(principal.account_id, agent_id)
     # A stream goes out as the engine makes it: as stored (converting needs the whole clip).
     streaming = body.stream and fmt.passthrough
     speak = services.cache.speak_streaming if streaming else services.cache.speak

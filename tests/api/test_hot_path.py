@@ -1,0 +1,185 @@
+"""The hot path answers downloads and runtime calls exactly as the full app does.
+
+Two apps share one set of services: one with the hot path (the default), one without. The
+same requests go to both; status, headers and body must agree (but for the correlation id
+and a multipart boundary), and the hot path must really have answered the ones it claims.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from support import ALL_GRANTS, Api
+
+from audiocache.api.hot_path import HotPath
+from audiocache.app import create_app
+from audiocache.services import Services
+
+IGNORED_HEADERS = {"x-polyai-correlation-id", "date", "server"}
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """As conftest's, but keeping hold of the app so a test can find its hot path."""
+    app = create_app(services.settings, services)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            c.app = app  # type: ignore[attr-defined]
+            yield c
+
+
+@pytest.fixture
+async def cold(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """The same services behind an app without the hot path (no lifespan: `api` runs it)."""
+    settings = services.settings.model_copy(update={"hot_path": False})
+    app = create_app(settings, dataclasses.replace(services, settings=settings))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+def hot_path_of(client: httpx.AsyncClient) -> HotPath | None:
+    layer = client.app.middleware_stack  # type: ignore[attr-defined]
+    while layer is not None:
+        if isinstance(layer, HotPath):
+            return layer
+        layer = getattr(layer, "app", None)
+    return None
+
+
+def comparable(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in response.headers.items() if k not in IGNORED_HEADERS}
+    body = response.content
+    boundary = re.search(r"boundary=(\w+)", headers.get("content-type", ""))
+    if boundary:
+        headers["content-type"] = headers["content-type"].replace(boundary.group(1), "B")
+        body = body.replace(boundary.group(1).encode(), b"B")
+    if headers.get("content-type") == "application/json":
+        body = re.sub(rb'"error_id": "[^"]+"', b'"error_id": "-"', body)
+    return response.status_code, headers, body
+
+
+@pytest.fixture
+async def world(api: Api) -> dict[str, str]:
+    agent = await api.create_agent("hot-agent", voice="fake:alpha", admission="always")
+    entry = await api.seed_entry(agent, "Thanks for calling.")
+    other = await api.new_key(ALL_GRANTS, account="other")
+    no_read = await api.new_key(["agents:read", "audio_cache:write"])
+    return {"agent": agent, "entry": entry, "other": other, "no_read": no_read}
+
+
+DOWNLOADS = [
+    ("GET", "{agent}/audio-cache/{entry}/file", {}, True),
+    ("HEAD", "{agent}/audio-cache/{entry}/file", {}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"Range": "bytes=0-99"}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"Range": "bytes=0-9,20-29"}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"Range": "bytes=999999-"}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"Accept": "audio/basic"}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"X-API-KEY": ""}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"X-API-KEY": "nope"}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"X-API-KEY": "{no_read}"}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file", {"X-API-KEY": "{other}"}, True),
+    ("GET", "{agent}/audio-cache/not-a-number/file", {}, True),
+    ("GET", "{agent}/audio-cache/999999/file", {}, True),
+    ("GET", "no-such-agent/audio-cache/{entry}/file", {}, True),
+    ("GET", "{agent}/audio-cache/{entry}/file?output_format=ulaw_8000", {}, False),
+    ("GET", "{agent}/audio-cache/{entry}/file?output_format=mp3", {}, False),
+    ("GET", "{agent}/audio-cache/{entry}/file/", {}, False),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "hot"), DOWNLOADS)
+async def test_download_answers_agree(
+    api: Api,
+    cold: httpx.AsyncClient,
+    world: dict[str, str],
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    hot: bool,
+) -> None:
+    url = "/v1/agents/" + path.format(**world)
+    sent = {**api.headers, **{k: v.format(**world) for k, v in headers.items()}}
+    sent = {k: v for k, v in sent.items() if v}
+    hot_path = hot_path_of(api.client)
+    assert hot_path is not None
+    before = hot_path.served
+    fast = await api.client.request(method, url, headers=sent)
+    assert hot_path.served - before == (1 if hot else 0)
+    full = await cold.request(method, url, headers=sent)
+    assert hot_path_of(cold) is None
+    assert comparable(fast) == comparable(full)
+
+
+async def test_conditional_download_agrees(
+    api: Api, cold: httpx.AsyncClient, world: dict[str, str]
+) -> None:
+    url = f"/v1/agents/{world['agent']}/audio-cache/{world['entry']}/file"
+    etag = (await api.client.get(url, headers=api.headers)).headers["etag"]
+    headers = {**api.headers, "If-None-Match": etag}
+    fast, full = await api.client.get(url, headers=headers), await cold.get(url, headers=headers)
+    assert fast.status_code == 304
+    assert comparable(fast) == comparable(full)
+
+
+SPEAKS: list[tuple[Any, dict[str, str]]] = [
+    ({"text": "Thanks for calling."}, {}),  # a hit
+    ({"text": "Thanks for calling.", "output_format": "ulaw_8000"}, {}),
+    ({"text": "Thanks for calling."}, {"Accept": "audio/basic"}),
+    ({"text": "Thanks for calling.", "output_format": "mp3"}, {}),
+    ({"text": ""}, {}),
+    ({"voice": "fake:alpha"}, {}),
+    (b"{not json", {}),
+    (b"", {}),
+    ({"text": "Thanks for calling."}, {"X-API-KEY": ""}),
+    ({"text": "Thanks for calling."}, {"X-API-KEY": "{no_read}"}),
+    ({"text": "Thanks for calling."}, {"X-API-KEY": "{other}"}),
+]
+
+
+@pytest.mark.parametrize(("body", "headers"), SPEAKS)
+async def test_runtime_path_answers_agree(
+    api: Api, cold: httpx.AsyncClient, world: dict[str, str], body: Any, headers: dict[str, str]
+) -> None:
+    url = f"/v1/agents/{world['agent']}/tts"
+    sent = {**api.headers, **{k: v.format(**world) for k, v in headers.items()}}
+    sent = {k: v for k, v in sent.items() if v}
+    content = body if isinstance(body, bytes) else None
+    json_body = None if isinstance(body, bytes) else body
+    hot_path = hot_path_of(api.client)
+    assert hot_path is not None
+    before = hot_path.served
+    fast = await api.client.post(url, headers=sent, content=content, json=json_body)
+    assert hot_path.served - before == 1
+    full = await cold.post(url, headers=sent, content=content, json=json_body)
+    assert comparable(fast) == comparable(full)
+
+
+async def test_runtime_path_miss_then_hit_through_the_hot_path(
+    api: Api, fake_engine: Any, world: dict[str, str]
+) -> None:
+    calls = len(fake_engine.calls)
+    first = await api.speak(world["agent"], "A phrase nobody said before.")
+    second = await api.speak(world["agent"], "A phrase nobody said before.")
+    assert (first.headers["x-audio-cache"], second.headers["x-audio-cache"]) == ("miss", "hit")
+    assert first.content == second.content
+    assert len(fake_engine.calls) == calls + 1
+    assert hot_path_of(api.client).served >= 2  # type: ignore[union-attr]
+
+
+async def test_hot_path_can_be_switched_off(services: Services) -> None:
+    settings = services.settings.model_copy(update={"hot_path": False})
+    app = create_app(settings, dataclasses.replace(services, settings=settings))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        client.app = app  # type: ignore[attr-defined]
+        await client.get("/healthz")
+        assert hot_path_of(client) is None
