@@ -220,9 +220,13 @@ class BlobResponse(Response):
             if last:
                 await send({"type": "http.response.body", "body": b""})
             return
+        position = start
         async for chunk in self.open(start, end):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        if last:
+            position += len(chunk)
+            # The last chunk ends the response itself: one send fewer per request.
+            more = not last or position < end
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        if last and position < end:  # the blob was shorter than promised: end it anyway
             await send({"type": "http.response.body", "body": b""})
 
     async def _send_416(self, scope: Scope, send: Send, exc: RangeNotSatisfiable) -> None:

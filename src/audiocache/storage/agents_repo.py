@@ -37,7 +37,7 @@ class AgentRepository:
 
     async def get(self, agent_id: str) -> Agent | None:
         row = await self.db.first(_BY_ID, {"agent_id": agent_id})
-        return Agent(**row._mapping) if row else None
+        return Agent(**row) if row else None
 
     async def exists(self, agent_id: str) -> bool:
         return await self.get(agent_id) is not None

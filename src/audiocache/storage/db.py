@@ -6,6 +6,7 @@ write transactions begin IMMEDIATE, so two writers never deadlock upgrading a re
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from audiocache.errors import StorageUnavailable
+from audiocache.storage.point_reader import Record, SqlitePointReader
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -31,12 +33,14 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.point_engine: sa.Engine | None = None
+        self.point_reader: SqlitePointReader | None = None
         if self.is_sqlite:
             _ensure_sqlite_folder(url)
             self.engine = _sqlite_engine(url, begin="BEGIN")
             self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
-            self.point_engine = _sqlite_point_engine(url)
+            path = sa.make_url(url).database
+            if path and path != ":memory:":
+                self.point_reader = SqlitePointReader(path)
         else:
             self.engine = create_async_engine(url, pool_pre_ping=True)
             self.write_engine = self.engine
@@ -51,20 +55,20 @@ class Database:
 
     async def first(
         self, statement: sa.Executable, params: dict[str, Any] | None = None
-    ) -> sa.Row[Any] | None:
-        """One row of a point lookup (the hot path: key, agent, entry).
+    ) -> Record | None:
+        """One row of a point lookup (the hot path: key, agent, entry), as a mapping.
 
         On SQLite it runs right here on the event loop: an indexed read from a WAL database
         takes tens of microseconds, less than the thread hand-offs of an async driver cost.
         If the database is busy (rare for a WAL reader) it falls back to the async path."""
-        if self.point_engine is not None:
+        if self.point_reader is not None:
             try:
-                with self.point_engine.connect() as conn:
-                    return conn.execute(statement, params).first()
-            except OperationalError:
+                return self.point_reader.first(statement, params)
+            except sqlite3.OperationalError:
                 pass
         async with self.read() as conn:
-            return (await conn.execute(statement, params)).first()
+            row = (await conn.execute(statement, params)).first()
+        return row._mapping if row is not None else None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -80,8 +84,8 @@ class Database:
             await conn.run_sync(_upgrade_to_head)
 
     async def close(self) -> None:
-        if self.point_engine is not None:
-            self.point_engine.dispose()
+        if self.point_reader is not None:
+            self.point_reader.close()
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
@@ -102,20 +106,6 @@ def _ensure_sqlite_folder(url: str) -> None:
     path = sa.make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _sqlite_point_engine(url: str) -> sa.Engine:
-    sync_url = sa.make_url(url).set(drivername="sqlite")
-    engine = sa.create_engine(sync_url, connect_args={"check_same_thread": False, "timeout": 0.2})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA query_only=ON")  # this engine only ever reads
-        cursor.execute("PRAGMA busy_timeout=200")  # never hold the event loop for long
-        cursor.close()
-
-    return engine
 
 
 def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:

@@ -15,6 +15,7 @@ from audiocache.errors import Conflict, NotFound
 from audiocache.models import Entry, EntryQuery, FilterClause
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
+from audiocache.storage.point_reader import Record
 from audiocache.storage.tables import agents, entries, phrase_requests
 
 _SORT_COLUMNS = {
@@ -85,7 +86,7 @@ class EntryRepository:
         async with self.db.read() as conn:
             rows = (await conn.execute(select)).all()
             total = (await conn.execute(count)).scalar_one()
-        return [_to_entry(row) for row in rows], total
+        return [_to_entry(row._mapping) for row in rows], total
 
     async def insert(
         self,
@@ -252,8 +253,8 @@ def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _to_entry(row: sa.Row) -> Entry:
-    data = dict(row._mapping)
+def _to_entry(row: Record) -> Entry:
+    data = dict(row)
     data["config"] = json.loads(data.pop("config_json") or "{}")
     return Entry(**data)
 
@@ -269,7 +270,10 @@ async def copy_entries(
         values = dict(row._mapping)
         values.pop("id")
         values.update(
-            agent_id=target_agent, cache_key=rekey(_to_entry(row)), hit_count=0, last_hit_at=None
+            agent_id=target_agent,
+            cache_key=rekey(_to_entry(row._mapping)),
+            hit_count=0,
+            last_hit_at=None,
         )
         copies.append(values)
     if copies:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from audiocache.models import ApiKey
 from audiocache.storage.db import Database, utcnow
+from audiocache.storage.point_reader import Record
 from audiocache.storage.tables import api_keys
 
 KEY_PREFIX = "ack"
@@ -55,7 +56,7 @@ class ApiKeyRepository:
         if account_id is not None:
             query = query.where(api_keys.c.account_id == account_id)
         async with self.db.read() as conn:
-            return [_to_key(row) for row in await conn.execute(query)]
+            return [_to_key(row._mapping) for row in await conn.execute(query)]
 
     async def revoke(self, key_id: str) -> bool:
         async with self.db.write() as conn:
@@ -67,6 +68,8 @@ class ApiKeyRepository:
         return result.rowcount > 0
 
 
-def _to_key(row: sa.Row) -> ApiKey:
-    grants = frozenset(g for g in row.grants.split(" ") if g)
-    return ApiKey(row.key_id, row.account_id, grants, row.label, row.created_at, row.revoked_at)
+def _to_key(row: Record) -> ApiKey:
+    grants = frozenset(g for g in row["grants"].split(" ") if g)
+    return ApiKey(
+        row["key_id"], row["account_id"], grants, row["label"], row["created_at"], row["revoked_at"]
+    )

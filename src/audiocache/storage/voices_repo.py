@@ -12,7 +12,12 @@ import sqlalchemy as sa
 
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
+from audiocache.storage.point_reader import Record
 from audiocache.storage.tables import voice_samples, voices
+
+_VOICE = sa.select(voices).where(
+    voices.c.id == sa.bindparam("voice_id"), voices.c.account_id == sa.bindparam("account_id")
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,7 @@ class VoiceRepository:
         return voice
 
     async def get(self, account_id: str, voice_id: str) -> LibraryVoice | None:
-        query = sa.select(voices).where(voices.c.id == voice_id, voices.c.account_id == account_id)
-        row = await self.db.first(query)
+        row = await self.db.first(_VOICE, {"voice_id": voice_id, "account_id": account_id})
         return _to_voice(row) if row else None
 
     async def list(self, account_id: str) -> list[LibraryVoice]:
@@ -63,7 +67,7 @@ class VoiceRepository:
             .order_by(voices.c.created_at, voices.c.id)
         )
         async with self.db.read() as conn:
-            return [_to_voice(row) for row in await conn.execute(query)]
+            return [_to_voice(row._mapping) for row in await conn.execute(query)]
 
     async def update(self, voice: LibraryVoice, values: Mapping[str, Any]) -> LibraryVoice:
         if values:
@@ -84,7 +88,7 @@ class VoiceRepository:
                     sa.select(voice_samples).where(voice_samples.c.voice_id == voice_id)
                 )
             ).first()
-        return _to_sample(row) if row else None
+        return _to_sample(row._mapping) if row else None
 
     async def save_sample(self, sample: VoiceSample, before_commit: Any = None) -> None:
         """Point the voice at its new sample; the previous sample's blob is queued."""
@@ -117,14 +121,14 @@ def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _to_sample(row: sa.Row) -> VoiceSample:
-    data = dict(row._mapping)
+def _to_sample(row: Record) -> VoiceSample:
+    data = dict(row)
     data.pop("created_at")
     return VoiceSample(**data)
 
 
-def _to_voice(row: sa.Row) -> LibraryVoice:
-    data = dict(row._mapping)
+def _to_voice(row: Record) -> LibraryVoice:
+    data = dict(row)
     data["config"] = json.loads(data.pop("config_json") or "{}")
     data["metadata"] = json.loads(data.pop("metadata_json") or "{}")
     return LibraryVoice(**data)

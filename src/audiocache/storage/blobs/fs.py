@@ -20,11 +20,16 @@ class FilesystemBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(self.root)
 
     def _path(self, sha256: str) -> Path:
+        return Path(self._file(sha256))
+
+    def _file(self, sha256: str) -> str:
+        # A plain string: the hot path stats and opens it, and pathlib costs more than both.
         if not is_sha256(sha256):
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256
+        return f"{self._root}/{sha256[:2]}/{sha256}"
 
     def local_path(self, sha256: str) -> Path | None:
         return self._path(sha256)
@@ -60,7 +65,7 @@ class FilesystemBlobStore:
 
     async def stat(self, sha256: str) -> BlobInfo | None:
         try:
-            size = self._path(sha256).stat().st_size
+            size = os.stat(self._file(sha256)).st_size
         except FileNotFoundError:
             return None
         return BlobInfo(sha256, size)
@@ -75,7 +80,7 @@ class FilesystemBlobStore:
         self, sha256: str, start: int = 0, end: int | None = None, chunk_size: int = CHUNK
     ) -> AsyncIterator[bytes]:
         try:
-            fd = os.open(self._path(sha256), os.O_RDONLY)
+            fd = os.open(self._file(sha256), os.O_RDONLY)
         except FileNotFoundError as exc:
             raise KeyError(sha256) from exc
         try:
@@ -138,7 +143,8 @@ def _read_cached(fd: int, size: int, position: int) -> bytes | None:
         return None
     if count < size and count != 0:
         return None  # partly cached: let the thread read the whole chunk
-    return bytes(buffer[:count])
+    # The buffer itself, not a copy: a transport takes any bytes-like object.
+    return buffer if count == size else bytes(buffer[:count])  # type: ignore[return-value]
 
 
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
