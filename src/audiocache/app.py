@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -35,6 +37,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        **_without_native_telemetry(),
     )
     app.state.services = services
     install_error_handlers(app)
@@ -53,3 +56,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.add_middleware(HotPath, services=services)
     app.add_middleware(CorrelationMiddleware)  # added last: outermost, around the hot path too
     return app
+
+
+def _without_native_telemetry() -> dict[str, Any]:
+    """FastAPI's native OpenTelemetry hooks (newer releases) re-check on every request
+    whether a provider is configured, which costs about as much as serving a cached hit;
+    audiocache has its own JSON request logs, so they are switched off where they exist."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
