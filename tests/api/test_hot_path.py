@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from support import ALL_GRANTS, Api
 
 from audiocache.api.hot_path import HotPath
@@ -22,17 +21,6 @@ from audiocache.app import create_app
 from audiocache.services import Services
 
 IGNORED_HEADERS = {"x-polyai-correlation-id", "date", "server"}
-
-
-@pytest.fixture
-async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
-    """As conftest's, but keeping hold of the app so a test can find its hot path."""
-    app = create_app(services.settings, services)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-            c.app = app  # type: ignore[attr-defined]
-            yield c
 
 
 @pytest.fixture
