@@ -152,11 +152,9 @@ class CacheService:
         config: Mapping[str, Any] | None = None,
     ) -> SpeakResult:
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
-        entry = await self._usable_entry(agent, prepared)
-        entry = entry or await self._recently_stored((agent.id, prepared.key))
-        if entry is not None:
-            self.hits.add(entry.id)
-            return SpeakResult(hit=True, entry=entry)
+        hit = await self._hit(agent, prepared)
+        if hit is not None:
+            return hit
         streaming = self._streams.get((agent.id, prepared.key))
         if streaming is not None:  # a streamed miss of the same phrase is under way: share it
             streaming.listeners += 1
@@ -284,6 +282,15 @@ class CacheService:
         """Call after anything that removes or changes entries."""
         self._recent.clear()
 
+    async def _hit(self, agent: Agent, prepared: Prepared) -> SpeakResult | None:
+        """The stored entry for this phrase, counted as a hit, if there is one to serve."""
+        entry = await self._usable_entry(agent, prepared)
+        entry = entry or await self._recently_stored((agent.id, prepared.key))
+        if entry is None:
+            return None
+        self.hits.add(entry.id)
+        return SpeakResult(hit=True, entry=entry)
+
     async def _recently_stored(self, flight: tuple[str, str]) -> Entry | None:
         """An entry a flight stored moments ago, if it is still there (a delete may have
         come in between: only then is the database asked)."""
@@ -308,11 +315,9 @@ class CacheService:
         """Like ``speak``, but a miss on an engine that streams is handed back as a
         ``SharedStream`` of raw PCM the moment synthesis starts."""
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
-        entry = await self._usable_entry(agent, prepared)
-        entry = entry or await self._recently_stored((agent.id, prepared.key))
-        if entry is not None:
-            self.hits.add(entry.id)
-            return SpeakResult(hit=True, entry=entry)
+        hit = await self._hit(agent, prepared)
+        if hit is not None:
+            return hit
         stream = self._shared_stream(agent, prepared)
         if stream is None:
             result, _leader = await self._flights.run(
