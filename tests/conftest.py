@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from support import ALL_GRANTS, Api
+from support import ALL_GRANTS, Api, require_tool
 
 from audiocache.app import create_app
 from audiocache.config import Settings
 from audiocache.services import Services, build_services
 from audiocache.tts.espeak import EspeakEngine
 from audiocache.tts.fake import FakeEngine
-
-IN_CI = os.environ.get("CI") == "true"
-
-
-def require_tool(name: str) -> str:
-    """A system tool the test needs: skip locally if missing, fail loudly under CI."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (make test installs it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(autouse=True)

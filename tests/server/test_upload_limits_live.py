@@ -17,8 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import require_tool
-from support import LiveServer, assert_envelope
+from support import LiveServer, assert_envelope, require_tool
 
 pytestmark = pytest.mark.slow
 
