@@ -28,7 +28,13 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │       ├── ProviderRejected         502 PROVIDER_ERROR         (any other provider 4xx)
     │       ├── ProviderRateLimited      503 PROVIDER_RATE_LIMITED  (429 after all retries)
     │       └── ProviderTimeout          504 PROVIDER_TIMEOUT
+    ├── Busy                             503 BUSY                   (Retry-After)
+    │   ├── EngineBusy                   503 ENGINE_BUSY            (engine pool full / deadline)
+    │   └── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
     └── StorageUnavailable               503 STORAGE_UNAVAILABLE
+        └── StorageFull                  507 STORAGE_FULL           (disk or quota full)
+
+An error with a ``retry_after`` (seconds) is answered with a ``Retry-After`` header.
 
 The domain raises these; it never imports the web framework.
 """
@@ -40,6 +46,7 @@ class AudioCacheError(Exception):
     status: int = 500
     error_code: str = "INTERNAL_ERROR"
     default_message: str = "Internal server error"
+    retry_after: float | None = None
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -157,6 +164,34 @@ class StorageUnavailable(AudioCacheError):
     status = 503
     error_code = "STORAGE_UNAVAILABLE"
     default_message = "Storage is unavailable"
+
+
+class StorageFull(StorageUnavailable):
+    status = 507
+    error_code = "STORAGE_FULL"
+    default_message = "Storage is full"
+
+
+class Busy(AudioCacheError):
+    """Refused for now because a bounded resource is at its limit; retry later."""
+
+    status = 503
+    error_code = "BUSY"
+    default_message = "The service is busy; try again later"
+
+    def __init__(self, message: str | None = None, retry_after: float | None = 1.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class EngineBusy(Busy):
+    error_code = "ENGINE_BUSY"
+    default_message = "The TTS engine is at capacity; try again later"
+
+
+class UploadsBusy(Busy):
+    error_code = "UPLOADS_BUSY"
+    default_message = "Too many uploads in progress; try again later"
 
 
 class ProviderError(SynthesisFailed):

@@ -22,7 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from audiocache.errors import (
     AudioCacheError,
     PayloadTooLarge,
-    ProviderRateLimited,
     RangeNotSatisfiable,
 )
 
@@ -82,7 +81,7 @@ def domain_error_response(scope: Scope, exc: AudioCacheError) -> Response:
     headers = None
     if isinstance(exc, RangeNotSatisfiable):
         headers = {"Content-Range": f"bytes */{exc.size}"}
-    elif isinstance(exc, ProviderRateLimited) and exc.retry_after:
+    elif exc.retry_after:
         headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
     elif isinstance(exc, PayloadTooLarge):
         # Unread body may still be on the way: close rather than drain it to keep the socket.
