@@ -29,6 +29,7 @@ run: system-deps $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/mypy
 
 test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest

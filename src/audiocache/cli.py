@@ -159,7 +159,7 @@ def keys_list(
     """List keys (never the keys themselves)."""
 
     async def work(services: Services) -> list[Any]:
-        return await services.keys.list(account)
+        return await services.keys.list_keys(account)
 
     rows = [
         {
@@ -193,7 +193,7 @@ def agents_list(account: str, data_dir: DataDir = None, as_json: AsJson = False)
     """List an account's agents."""
 
     async def work(services: Services) -> list[Any]:
-        return await services.agents.list(account)
+        return await services.agents.list_for_account(account)
 
     rows = [
         {"agentId": a.id, "name": a.name, "voice": a.voice_id, "admission": a.admission}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from pydantic import SecretStr
 
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
@@ -134,7 +137,7 @@ def cloud_engines(settings: Settings) -> list[Engine]:
         deadline_seconds=settings.cloud_deadline_seconds,
         attempt_timeout_seconds=settings.cloud_attempt_timeout_seconds,
     )
-    simple = {
+    simple: dict[str, tuple[Callable[..., Engine], SecretStr | None]] = {
         "eleven_labs": (cloud.ElevenLabsEngine, settings.eleven_labs_api_key),
         "openai": (cloud.OpenAIEngine, settings.openai_api_key),
         "google": (cloud.GoogleEngine, settings.google_api_key),

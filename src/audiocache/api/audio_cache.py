@@ -305,7 +305,9 @@ async def bulk_delete(
         except InvalidId:
             continue
     deleted_ids = set(await services.cache.delete_entries(agent.id, sorted(set(numeric.values()))))
-    deleted, failed, seen = [], [], set()
+    deleted: list[str] = []
+    failed: list[str] = []
+    seen: set[str] = set()
     for raw in body.ids:
         if raw in seen:
             continue

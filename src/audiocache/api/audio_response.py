@@ -112,13 +112,13 @@ class BlobResponse(Response):
         self.open = open
         self.size = size
         self.etag = f'"{etag}"'
-        self.media_type = media_type
+        self.media_type = self._content_type = media_type
         self.filename = filename
         self.extra_headers = extra_headers or {}
         self.status_code = 200
         self.background: BackgroundTask | None = None
 
-    def _headers(self, length: int, content_type: str) -> list[tuple[bytes, bytes]]:
+    def _header_block(self, length: int, content_type: str) -> list[tuple[bytes, bytes]]:
         headers = {
             "content-type": content_type,
             "content-length": str(length),
@@ -175,13 +175,13 @@ class BlobResponse(Response):
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": self._headers(self.size, self.media_type),
+                "headers": self._header_block(self.size, self._content_type),
             }
         )
         await self._stream(send, 0, self.size, head_only, last=True)
 
     async def _send_single(self, send: Send, head_only: bool, start: int, end: int) -> None:
-        headers = self._headers(end - start, self.media_type)
+        headers = self._header_block(end - start, self._content_type)
         headers.append((b"content-range", f"bytes {start}-{end - 1}/{self.size}".encode()))
         await send({"type": "http.response.start", "status": 206, "headers": headers})
         await self._stream(send, start, end, head_only, last=True)
@@ -203,7 +203,7 @@ class BlobResponse(Response):
             {
                 "type": "http.response.start",
                 "status": 206,
-                "headers": self._headers(length, content_type),
+                "headers": self._header_block(length, content_type),
             }
         )
         if head_only:

@@ -49,7 +49,7 @@ async def list_voices(
     services: Services = ServicesDep,
 ) -> ListVoicesResponse:
     _own_account(principal, accountId)
-    found = await services.voices.list(
+    found = await services.voices.search(
         accountId, language=language, gender=gender, provider=provider, is_poly_voice=isPolyVoice
     )
     return ListVoicesResponse(voices=[VoiceResponse.of(v) for v in found])

@@ -24,8 +24,8 @@ class AgentService:
             raise NotFound(f"Agent {agent_id!r} not found")
         return agent
 
-    async def list(self, account_id: str) -> list[Agent]:
-        return await self.agents.list(account_id)
+    async def list_for_account(self, account_id: str) -> list[Agent]:
+        return await self.agents.list_for_account(account_id)
 
     async def create(
         self,

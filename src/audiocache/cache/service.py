@@ -403,7 +403,7 @@ class CacheService:
     async def list_entries(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
         """Entries with hit counts that include this process's unflushed hits."""
         async with self.hits.settled():
-            found, total = await self.entries.list(agent_id, query)
+            found, total = await self.entries.find_page(agent_id, query)
             counted = [replace(e, hit_count=e.hit_count + self.hits.pending(e.id)) for e in found]
         return counted, total
 

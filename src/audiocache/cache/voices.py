@@ -103,7 +103,7 @@ class VoiceLibrary:
             return None
         return await self.repo.get(account_id, name)
 
-    async def list(
+    async def search(
         self,
         account_id: str,
         *,
@@ -114,7 +114,7 @@ class VoiceLibrary:
     ) -> list[LibraryVoice]:
         if is_poly_voice:
             return []  # this installation curates no voices of its own
-        found = await self.repo.list(account_id)
+        found = await self.repo.list_for_account(account_id)
         if language:
             found = [v for v in found if _same(v.metadata.get("language"), language)]
         if gender:

@@ -42,7 +42,7 @@ class AgentRepository:
     async def exists(self, agent_id: str) -> bool:
         return await self.get(agent_id) is not None
 
-    async def list(self, account_id: str) -> list[Agent]:
+    async def list_for_account(self, account_id: str) -> list[Agent]:
         query = (
             sa.select(agents)
             .where(agents.c.account_id == account_id)

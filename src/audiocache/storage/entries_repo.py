@@ -68,7 +68,7 @@ class EntryRepository:
         row = await self.db.first(_BY_KEY, {"agent_id": agent_id, "cache_key": cache_key})
         return _to_entry(row) if row else None
 
-    async def list(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
+    async def find_page(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
         condition = sa.and_(entries.c.agent_id == agent_id, *map(_filter_sql, query.filters))
         order = [
             (_SORT_COLUMNS[key.field].desc() if key.descending else _SORT_COLUMNS[key.field].asc())
@@ -103,7 +103,9 @@ class EntryRepository:
         try:
             async with self.db.write() as conn:
                 result = await conn.execute(entries.insert().values(**row))
-                entry_id = result.inserted_primary_key[0]
+                primary_key = result.inserted_primary_key
+                assert primary_key is not None  # an INSERT of one row always has one
+                entry_id = primary_key[0]
                 if before_commit is not None:
                     await before_commit()
         except IntegrityError as exc:
