@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from realservers import PostgresCluster, Radosgw, create_bucket
 from support import ALL_GRANTS, Api, require_tool
 
 from audiocache.app import create_app
 from audiocache.config import Settings
 from audiocache.services import Services, build_services
+from audiocache.storage.blobs.s3 import S3Location
 from audiocache.tts.espeak import EspeakEngine
 from audiocache.tts.fake import FakeEngine
 
@@ -56,3 +59,38 @@ async def api(client: httpx.AsyncClient, services: Services) -> Api:
     """Account 'acme' with a key granting everything."""
     _record, key = await services.keys.create("acme", set(ALL_GRANTS))
     return Api(client=client, key=key, account="acme", services=services)
+
+
+@pytest.fixture(scope="session")
+def radosgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radosgw]:
+    """Ceph's S3 gateway, started once for the session (about 13 s) when a test needs it."""
+    gateway = Radosgw(tmp_path_factory.mktemp("ceph"))
+    try:
+        yield gateway.start()
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the session (about 1-3 s to create)."""
+    cluster = PostgresCluster(tmp_path_factory.mktemp("pg"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def s3_location(radosgw: Radosgw) -> S3Location:
+    """A fresh bucket per test, so tests never see each other's objects."""
+    bucket = f"t-{uuid.uuid4().hex[:20]}"
+    create_bucket(radosgw, bucket)
+    return S3Location(
+        bucket=bucket,
+        prefix="blobs",
+        endpoint=radosgw.endpoint,
+        region=radosgw.region,
+        access_key_id=radosgw.access_key,
+        secret_access_key=radosgw.secret_key,
+    )
