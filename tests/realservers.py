@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,15 +24,20 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    try:
+        return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"{' '.join(args)} failed: {exc.stderr or exc.stdout}") from exc
 
 
 class PostgresCluster:
-    """``initdb`` + ``pg_ctl`` as the ``postgres`` user (PostgreSQL refuses to run as root)."""
+    """``initdb`` + ``pg_ctl`` as the ``postgres`` user (PostgreSQL refuses to run as root).
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.data = root / "data"
+    Its folder is made here, not under pytest's tmp_path: that one is private to root."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="audiocache-pg-"))
+        self.data = self.root / "data"
         self.port = free_port()
 
     @property
@@ -45,7 +51,6 @@ class PostgresCluster:
         initdb = PG_BIN / "initdb"
         if not initdb.exists():
             require_tool("initdb")  # skips or fails with the make-test hint
-        self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         _run(
@@ -73,13 +78,62 @@ class PostgresCluster:
     def _pg_ctl(self, action: str, *args: str) -> None:
         _run(self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), *args, "-w", action))
 
+    def url_of(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        return _run(
+            self._as_postgres(
+                str(PG_BIN / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atc",
+                sql,
+            )
+        ).stdout
+
+    def create_template(self, name: str) -> str:
+        """A database with the schema migrated to head, to copy per test."""
+        import asyncio
+
+        from audiocache.storage.db import Database
+
+        self.psql(f'CREATE DATABASE "{name}"')
+
+        async def migrate() -> None:
+            db = Database(self.url_of(name))
+            try:
+                await db.migrate()
+            finally:
+                await db.close()
+
+        asyncio.run(migrate())
+        return name
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        self.psql(f'CREATE DATABASE "{name}"{suffix}')
+        return self.url_of(name)
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def restart(self) -> None:
         self._pg_ctl("restart", "-m", "fast", "-o", self._options())
 
     def stop(self) -> None:
         if self.data.exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
+            with contextlib.suppress(RuntimeError):
                 self._pg_ctl("stop", "-m", "fast")
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 _CEPH_CONF = """[global]

@@ -33,6 +33,23 @@ class Settings(BaseSettings):
     blob_dir: Path | None = Field(
         None, description="Folder of the content-addressed audio blobs; default: <data_dir>/blobs."
     )
+    blob_url: str | None = Field(
+        None,
+        description="Object storage for the audio blobs, as s3://bucket/prefix (any "
+        "S3-compatible server); default: the local blob folder.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint, e.g. http://127.0.0.1:7480; default: AWS for the region."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region (signing and endpoint).")
+    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    s3_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Time one S3 request may take before the blob store counts as "
+        "unavailable (503); S3 answers in milliseconds when healthy.",
+    )
     max_upload_bytes: int = Field(
         6 * MIB, gt=0, description="Largest WAV accepted by the replace-file/details uploads."
     )

@@ -74,7 +74,7 @@ def build_services(
     blobs: BlobStore | None = None,
 ) -> Services:
     db = Database(settings.resolved_database_url())
-    blob_store = blobs or FilesystemBlobStore(settings.resolved_blob_dir())
+    blob_store = blobs or blob_store_for(settings)
     registry = EngineRegistry(engines if engines is not None else default_engines(settings))
     keys = ApiKeyRepository(db)
     entries = EntryRepository(db)
@@ -113,6 +113,25 @@ def build_services(
         voices=voices,
         variants=VariantCache(VariantRepository(db), blob_store),
         hits=hits,
+    )
+
+
+def blob_store_for(settings: Settings) -> BlobStore:
+    """The S3 bucket of ``blob_url`` if set, else the local blob folder."""
+    if settings.blob_url is None:
+        return FilesystemBlobStore(settings.resolved_blob_dir())
+    from audiocache.storage.blobs.s3 import S3BlobStore, S3Location
+
+    secret = settings.s3_secret_access_key
+    return S3BlobStore(
+        S3Location.from_url(
+            settings.blob_url,
+            endpoint=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            timeout_seconds=settings.s3_timeout_seconds,
+        )
     )
 
 

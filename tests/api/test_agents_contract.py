@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -62,9 +61,9 @@ async def download(api: Api, agent: str, entry_id: str) -> httpx.Response:
     )
 
 
-def blob_files(api: Api) -> set[str]:
-    root = Path(api.services.settings.resolved_blob_dir())
-    return {p.name for p in root.rglob("*") if p.is_file()}
+async def blob_files(api: Api) -> set[str]:
+    """Hashes of the blobs in the store, whichever backend holds them."""
+    return {blob.sha256 async for blob in api.services.blobs.iter_blobs()}
 
 
 # -- list -------------------------------------------------------------------------------
@@ -199,7 +198,7 @@ async def test_delete_agent(api: Api) -> None:
     await api.create_agent("bot")
     entry_id = await api.seed_entry("bot", "Goodbye")
     sha = (await download(api, "bot", entry_id)).headers["etag"].strip('"')
-    assert sha in blob_files(api)
+    assert sha in await blob_files(api)
     r = await api.client.delete("/v1/agents/bot", headers=api.headers)
     assert r.status_code == 204 and r.content == b""
     for response in (
@@ -210,7 +209,7 @@ async def test_delete_agent(api: Api) -> None:
     ):
         assert_envelope(response, 404, "NOT_FOUND")
     assert (await api.client.get(AGENTS, headers=api.headers)).json() == []
-    assert sha not in blob_files(api)
+    assert sha not in await blob_files(api)
     assert_envelope(await api.client.delete("/v1/agents/bot", headers=api.headers), 404)
 
 

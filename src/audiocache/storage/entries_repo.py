@@ -102,10 +102,10 @@ class EntryRepository:
         row.setdefault("cached_at", utcnow())
         try:
             async with self.db.write() as conn:
-                result = await conn.execute(entries.insert().values(**row))
-                primary_key = result.inserted_primary_key
-                assert primary_key is not None  # an INSERT of one row always has one
-                entry_id = primary_key[0]
+                # The row as inserted, from the insert itself: read back after the commit,
+                # a concurrent delete could already have taken it.
+                result = await conn.execute(entries.insert().values(**row).returning(entries))
+                inserted = result.one()._mapping
                 if before_commit is not None:
                     await before_commit()
         except IntegrityError as exc:
@@ -114,9 +114,7 @@ class EntryRepository:
                 # Not a duplicate: the agent went away (deleted while this was synthesized).
                 raise NotFound(f"Agent {row['agent_id']!r} no longer exists") from exc
             return existing, False
-        entry = await self.get(row["agent_id"], entry_id)
-        assert entry is not None
-        return entry, True
+        return _to_entry(inserted), True
 
     async def update_audio(
         self,
