@@ -230,7 +230,13 @@ class CacheService:
             text=entry.transcript,
             config=entry.config,
         )
-        changes = {"model": model, "cache_key": key, "regenerated": True, "audio_filename": None}
+        changes = {
+            "model": model,
+            "cache_key": key,
+            "regenerated": True,
+            "imported": False,  # the hand-made take, if any, is gone
+            "audio_filename": None,
+        }
         return await self._replace(entry, audio, parse_wav(audio), changes)
 
     async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
@@ -428,7 +434,8 @@ class CacheService:
 
     async def replace_audio(self, entry: Entry, wav: bytes, filename: str) -> Entry:
         info = parse_wav(wav)
-        return await self._replace(entry, wav, info, {"audio_filename": filename})
+        changes = {"audio_filename": filename, "imported": True}
+        return await self._replace(entry, wav, info, changes)
 
     async def replace_details(
         self, entry: Entry, wav: bytes, filename: str, text: str, config: Mapping[str, Any]
@@ -452,6 +459,7 @@ class CacheService:
         )
         changes = {
             "audio_filename": filename,
+            "imported": True,
             "transcript": text,
             "config": dict(config),
             "model": model,
