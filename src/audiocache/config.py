@@ -30,6 +30,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL of the metadata database; "
         "default: sqlite+aiosqlite:///<data_dir>/audiocache.db.",
     )
+    database_busy_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a SQLite write waits for another writer's lock before it "
+        "gives up (503; the runtime path then answers without storing). Writes hold the lock "
+        "for milliseconds, so 30 s is only reached when something is stuck.",
+    )
     blob_dir: Path | None = Field(
         None, description="Folder of the content-addressed audio blobs; default: <data_dir>/blobs."
     )
