@@ -73,7 +73,10 @@ def build_services(
     engines: list[Engine] | None = None,
     blobs: BlobStore | None = None,
 ) -> Services:
-    db = Database(settings.resolved_database_url())
+    db = Database(
+        settings.resolved_database_url(),
+        busy_timeout_seconds=settings.database_busy_timeout_seconds,
+    )
     blob_store = blobs or blob_store_for(settings)
     registry = EngineRegistry(engines if engines is not None else default_engines(settings))
     keys = ApiKeyRepository(db)
@@ -111,7 +114,7 @@ def build_services(
         cache=cache,
         agents=AgentService(AgentRepository(db), cache),
         voices=voices,
-        variants=VariantCache(VariantRepository(db), blob_store),
+        variants=VariantCache(VariantRepository(db), blob_store, cache.degraded),
         hits=hits,
     )
 

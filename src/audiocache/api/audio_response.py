@@ -17,8 +17,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from audiocache.api.errors import correlation_id, envelope_bytes
+from audiocache.cache.variants import StoredAudio
 from audiocache.errors import RangeNotSatisfiable, StorageUnavailable
-from audiocache.storage.blobs.base import BlobStore
+from audiocache.storage.blobs.base import CHUNK, BlobStore
 
 MAX_RANGES = 20
 Opener = Callable[[int, int], AsyncIterator[bytes]]
@@ -91,6 +92,40 @@ async def blob_response(
         filename=filename,
         extra_headers=extra_headers,
     )
+
+
+async def audio_response(
+    blobs: BlobStore,
+    audio: StoredAudio,
+    *,
+    filename: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> BlobResponse:
+    """A stored blob, or a conversion storage could not keep (served from memory, with the
+    same ETag, ranges and headers it would have had once stored)."""
+    if audio.data is None:
+        return await blob_response(
+            blobs,
+            audio.sha256,
+            audio.size,
+            media_type=audio.media_type,
+            filename=filename,
+            extra_headers=extra_headers,
+        )
+    data = audio.data
+    return BlobResponse(
+        open=lambda start, end: _slices(data, start, end),
+        size=len(data),
+        etag=audio.sha256,
+        media_type=audio.media_type,
+        filename=filename,
+        extra_headers=extra_headers,
+    )
+
+
+async def _slices(data: bytes, start: int, end: int) -> AsyncIterator[bytes]:
+    for position in range(start, end, CHUNK):
+        yield data[position : min(position + CHUNK, end)]
 
 
 class BlobResponse(Response):

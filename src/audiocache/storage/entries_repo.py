@@ -44,7 +44,7 @@ _IN_ACCOUNT = (
     .join(agents, agents.c.id == entries.c.agent_id)
     .where(
         entries.c.id == sa.bindparam("entry_id"),
-        entries.c.agent_id == sa.bindparam("agent_id"),
+        agents.c.public_id == sa.bindparam("agent_id"),
         agents.c.account_id == sa.bindparam("account_id"),
     )
 )
@@ -59,7 +59,8 @@ class EntryRepository:
         return _to_entry(row) if row else None
 
     async def get_in_account(self, account_id: str, agent_id: str, entry_id: int) -> Entry | None:
-        """One query for the hot download path: the entry, if its agent is the account's."""
+        """One query for the hot download path: the entry, if its agent is the account's
+        agent of that public id."""
         params = {"entry_id": entry_id, "agent_id": agent_id, "account_id": account_id}
         row = await self.db.first(_IN_ACCOUNT, params)
         return _to_entry(row) if row else None
