@@ -129,6 +129,13 @@ class PostgresCluster:
     def restart(self) -> None:
         self._pg_ctl("restart", "-m", "fast", "-o", self._options())
 
+    def stop_server(self) -> None:
+        """Stop the server, keeping its data (``start_server`` brings it back)."""
+        self._pg_ctl("stop", "-m", "fast")
+
+    def start_server(self) -> None:
+        self._pg_ctl("start", "-l", str(self.root / "log.txt"), "-o", self._options())
+
     def stop(self) -> None:
         if self.data.exists():
             with contextlib.suppress(RuntimeError):

@@ -1,4 +1,4 @@
-"""The sqlite3 point reader returns what SQLAlchemy returns for the same statement."""
+"""The point readers (sqlite3, asyncpg) return what SQLAlchemy returns for the same statement."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ from support import Api
 from audiocache.storage import agents_repo, entries_repo, keys_repo, voices_repo
 from audiocache.storage.keys_repo import hash_key
 from audiocache.storage.tables import entries
-
-
-@pytest.fixture
-def backend() -> str:
-    return "sqlite+fs"  # the sqlite3 point reader; PostgreSQL has none yet
 
 
 async def through_sqlalchemy(api: Api, statement: Any, params: dict[str, Any]) -> Any:
@@ -71,11 +66,11 @@ async def test_every_point_statement_reads_alike(api: Api) -> None:
     assert reader is not None
     for statement, params in cases:
         expected = await through_sqlalchemy(api, statement, params)
-        got = reader.first(statement, params)
+        got = await reader.first(statement, params)
         assert (dict(got) if got is not None else None) == expected, statement
         if expected is not None:
             assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]
-    row = reader.first(
+    row = await reader.first(
         entries_repo._BY_ID, {"entry_id": world["entry"], "agent_id": world["agent"]}
     )
     assert row["pinned"] is True and row["hit_count"] >= 1 and row["last_hit_at"] is not None
@@ -85,22 +80,26 @@ async def test_a_committed_write_is_seen_by_the_next_read(api: Api) -> None:
     world = await seeded(api)
     reader = api.services.db.point_reader
     params = {"entry_id": world["entry"], "agent_id": world["agent"]}
-    assert reader.first(entries_repo._BY_ID, params) is not None
+    assert await reader.first(entries_repo._BY_ID, params) is not None
     async with api.services.db.write() as conn:
         await conn.execute(sa.update(entries).values(hit_count=4242))
-    assert reader.first(entries_repo._BY_ID, params)["hit_count"] == 4242
+    assert (await reader.first(entries_repo._BY_ID, params))["hit_count"] == 4242
     async with api.services.db.write() as conn:
         await conn.execute(sa.delete(entries))
-    assert reader.first(entries_repo._BY_ID, params) is None
+    assert await reader.first(entries_repo._BY_ID, params) is None
 
 
 async def test_a_missing_parameter_is_an_error_not_a_null(api: Api) -> None:
     reader = api.services.db.point_reader
     with pytest.raises(KeyError, match="agent_id"):
-        reader.first(entries_repo._BY_ID, {"entry_id": 1})
+        await reader.first(entries_repo._BY_ID, {"entry_id": 1})
 
 
 async def test_the_reader_never_writes(api: Api) -> None:
     reader = api.services.db.point_reader
     with pytest.raises(Exception, match=r"readonly|read-only|query_only"):
-        reader._connection().execute("DELETE FROM audio_cache_entries")
+        if api.services.db.is_sqlite:
+            reader._connection().execute("DELETE FROM audio_cache_entries")
+        else:
+            await reader.first(entries_repo._BY_ID, {"entry_id": 1, "agent_id": "x"})
+            await reader._pool.execute("DELETE FROM audio_cache_entries")

@@ -1,8 +1,4 @@
-"""The metadata database: one async engine per URL, schema migrated on open.
-
-SQLite gets WAL + synchronous=FULL (an acknowledged write survives a crash) and its
-write transactions begin IMMEDIATE, so two writers never deadlock upgrading a read lock.
-"""
+"""The metadata database: engines per URL, schema migrated on open, errors translated."""
 
 from __future__ import annotations
 
@@ -14,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audiocache.errors import StorageFull, StorageUnavailable
-from audiocache.storage.point_reader import Record, SqlitePointReader
+from audiocache.errors import StorageUnavailable
+from audiocache.storage.dialects import dialect_for
+from audiocache.storage.records import Record
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -30,38 +26,31 @@ def utcnow() -> datetime:
 
 
 class Database:
+    """The engines, point reader and driver quirks come from the URL's dialect
+    (``dialects.py``); everything else is the same on every database."""
+
     def __init__(self, url: str, *, busy_timeout_seconds: float = 30.0) -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        self.point_reader: SqlitePointReader | None = None
-        if self.is_sqlite:
-            _ensure_sqlite_folder(url)
-            self.engine = _sqlite_engine(url, "BEGIN", busy_timeout_seconds)
-            self.write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE", busy_timeout_seconds)
-            path = sa.make_url(url).database
-            if path and path != ":memory:":
-                self.point_reader = SqlitePointReader(path)
-        else:
-            self.engine = create_async_engine(url, pool_pre_ping=True)
-            self.write_engine = self.engine
+        self.dialect = dialect_for(url, busy_timeout_seconds=busy_timeout_seconds)
+        self.is_sqlite = self.dialect.name == "sqlite"
+        self.engine = self.dialect.engine
+        self.write_engine = self.dialect.write_engine
+        self.point_reader = self.dialect.point_reader
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        with map_database_errors():
+        with self.map_errors():
             async with self.engine.connect() as conn:
                 yield conn
 
     async def first(
         self, statement: sa.Executable, params: dict[str, Any] | None = None
     ) -> Record | None:
-        """One row of a point lookup (the hot path: key, agent, entry), as a mapping.
-
-        On SQLite it runs right here on the event loop: an indexed read from a WAL database
-        takes tens of microseconds, less than the thread hand-offs of an async driver cost.
-        If the database is busy (rare for a WAL reader) it falls back to the async path."""
+        """One row of a point lookup (the hot path: key, agent, entry), as a mapping,
+        through the dialect's point reader; if that one is busy, through SQLAlchemy."""
         if self.point_reader is not None:
             try:
-                return self.point_reader.first(statement, params)
+                return await self.point_reader.first(statement, params)
             except sqlite3.OperationalError:
                 pass
         async with self.read() as conn:
@@ -71,61 +60,47 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits on exit, or rolls back if the block raises."""
-        with map_database_errors():
+        with self.map_errors():
             async with self.write_engine.begin() as conn:
                 yield conn
 
+    def insert(self, table: sa.Table) -> Any:
+        """INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update`` (upserts)."""
+        return self.dialect.insert(table)
+
+    async def lock_blob(self, conn: AsyncConnection, sha256: str) -> None:
+        """Serialise, until ``conn`` commits, with any other transaction that writes a row
+        referring to this blob or collects it (see ``dialects.py``)."""
+        await self.dialect.lock_blob(conn, sha256)
+
     async def migrate(self) -> None:
-        async with self.write_engine.begin() as conn:
-            await conn.run_sync(_upgrade_to_head)
+        """Upgrade to head; with several instances starting at once one migrates and the
+        others wait for it, then find nothing to do."""
+        with self.map_errors():
+            async with self.write_engine.begin() as conn:
+                await self.dialect.lock_migrations(conn)
+                await conn.run_sync(_upgrade_to_head)
+
+    @contextmanager
+    def map_errors(self) -> Iterator[None]:
+        """The driver's storage failures as audiocache errors: a full disk is
+        ``StorageFull``; read-only, locked past the busy timeout, a lost server are
+        ``StorageUnavailable``. Constraint violations pass through (repositories turn them
+        into Conflict/NotFound)."""
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            mapped = self.dialect.storage_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        except OSError as exc:  # the server went away between pool checkout and query
+            raise StorageUnavailable("metadata database unavailable") from exc
 
     async def close(self) -> None:
-        if self.point_reader is not None:
-            self.point_reader.close()
-        await self.engine.dispose()
-        if self.write_engine is not self.engine:
-            await self.write_engine.dispose()
-
-
-@contextmanager
-def map_database_errors() -> Iterator[None]:
-    """The driver's storage failures as audiocache errors: a full disk is ``StorageFull``;
-    read-only, locked past the busy timeout, I/O errors are ``StorageUnavailable``.
-    Constraint violations pass through (repositories turn them into Conflict/NotFound)."""
-    try:
-        yield
-    except IntegrityError:
-        raise
-    except DBAPIError as exc:
-        mapped = _storage_error(exc)
-        if mapped is None:
-            raise
-        raise mapped from exc
-
-
-# SQLite primary result codes (the low byte of sqlite3.Error.sqlite_errorcode).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
-# PostgreSQL SQLSTATEs: disk_full, insufficient_resources, read_only_sql_transaction,
-# admin_shutdown, cannot_connect_now.
-_PG_FULL = {"53100"}
-_PG_UNAVAILABLE = {"53000", "25006", "57P01", "57P03"}
-
-
-def _storage_error(exc: DBAPIError) -> StorageUnavailable | None:
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if primary == _SQLITE_FULL or state in _PG_FULL:
-        return StorageFull("metadata database is full")
-    if primary == _SQLITE_READONLY or state == "25006":
-        return StorageUnavailable("metadata database is read-only")
-    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
-        busy = StorageUnavailable("metadata database is locked (busy beyond its timeout)")
-        busy.retry_after = 1.0
-        return busy
-    if isinstance(exc, OperationalError) or state in _PG_UNAVAILABLE:
-        return StorageUnavailable("metadata database unavailable")
-    return None
+        await self.dialect.close()
 
 
 def _upgrade_to_head(connection: sa.Connection) -> None:
@@ -137,30 +112,3 @@ def _upgrade_to_head(connection: sa.Connection) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
-
-
-def _ensure_sqlite_folder(url: str) -> None:
-    path = sa.make_url(url).database
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
-def _sqlite_engine(url: str, begin: str, busy_timeout_seconds: float) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_seconds})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy emit BEGIN itself (below), so the kind of transaction is ours to pick.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql(begin)
-
-    return engine

@@ -15,7 +15,7 @@ from audiocache.errors import Conflict, NotFound
 from audiocache.models import Entry, EntryQuery, FilterClause
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
-from audiocache.storage.point_reader import Record
+from audiocache.storage.records import Record
 from audiocache.storage.tables import agents, entries, phrase_requests
 
 _SORT_COLUMNS = {
@@ -107,6 +107,7 @@ class EntryRepository:
                 # a concurrent delete could already have taken it.
                 result = await conn.execute(entries.insert().values(**row).returning(entries))
                 inserted = result.one()._mapping
+                await self.db.lock_blob(conn, row["blob_sha256"])
                 if before_commit is not None:
                     await before_commit()
         except IntegrityError as exc:
@@ -138,6 +139,8 @@ class EntryRepository:
                     entry.blob_sha256
                 ):
                     await queue_blob_deletes(conn, [entry.blob_sha256])
+                if result.rowcount and "blob_sha256" in row:
+                    await self.db.lock_blob(conn, row["blob_sha256"])
                 if result.rowcount and before_commit is not None:
                     await before_commit()
         except IntegrityError as exc:
@@ -194,33 +197,25 @@ class EntryRepository:
     async def record_request(
         self, agent_id: str, cache_key: str, window_seconds: int, n: int = 1
     ) -> int:
-        """Count n more requests for a phrase within its window; returns the count."""
+        """Count n more requests for a phrase within its window; returns the count.
+
+        One upsert: concurrent requests on several instances each add their n exactly."""
         now = utcnow()
-        where = sa.and_(
-            phrase_requests.c.agent_id == agent_id, phrase_requests.c.cache_key == cache_key
+        expired = phrase_requests.c.window_started_at < now - timedelta(seconds=window_seconds)
+        insert = self.db.insert(phrase_requests).values(
+            agent_id=agent_id, cache_key=cache_key, request_count=n, window_started_at=now
         )
+        upsert = insert.on_conflict_do_update(
+            index_elements=[phrase_requests.c.agent_id, phrase_requests.c.cache_key],
+            set_={
+                "request_count": sa.case((expired, n), else_=phrase_requests.c.request_count + n),
+                "window_started_at": sa.case(
+                    (expired, now), else_=phrase_requests.c.window_started_at
+                ),
+            },
+        ).returning(phrase_requests.c.request_count)
         async with self.db.write() as conn:
-            row = (await conn.execute(sa.select(phrase_requests).where(where))).first()
-            if row is None:
-                await conn.execute(
-                    phrase_requests.insert().values(
-                        agent_id=agent_id,
-                        cache_key=cache_key,
-                        request_count=n,
-                        window_started_at=now,
-                    )
-                )
-                return n
-            if now - row.window_started_at > timedelta(seconds=window_seconds):
-                count, started = n, now
-            else:
-                count, started = row.request_count + n, row.window_started_at
-            await conn.execute(
-                phrase_requests.update()
-                .where(where)
-                .values(request_count=count, window_started_at=started)
-            )
-            return count
+            return int((await conn.execute(upsert)).scalar_one())
 
     async def forget_request(self, agent_id: str, cache_key: str) -> None:
         async with self.db.write() as conn:

@@ -49,6 +49,7 @@ async def sweep_pending(
     while work:
         sha = work.pop()
         async with db.write() as conn:
+            await db.lock_blob(conn, sha)  # no writer may re-check this blob meanwhile
             if not await is_referenced(conn, sha):
                 work.extend(await drop_variants_of(conn, sha))
                 await blobs.delete(sha)
@@ -91,6 +92,7 @@ async def collect(db: Database, blobs: BlobStore, grace_seconds: float) -> Repor
     before = await check(db, blobs, grace_seconds)
     for sha in before.blobs_without_row:
         async with db.write() as conn:
+            await db.lock_blob(conn, sha)  # no writer may re-check this blob meanwhile
             if not await is_referenced(conn, sha):
                 await drop_variants_of(conn, sha)
                 await blobs.delete(sha)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from audiocache.models import ApiKey
 from audiocache.storage.db import Database, utcnow
-from audiocache.storage.point_reader import Record
+from audiocache.storage.records import Record
 from audiocache.storage.tables import api_keys
 
 KEY_PREFIX = "ack"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audiocache.storage.db import utcnow
+from audiocache.storage.dialects import insert_for
 from audiocache.storage.tables import pending_blob_deletes
 
 
@@ -16,16 +16,10 @@ async def queue_blob_deletes(conn: AsyncConnection, shas: Iterable[str]) -> None
     unique = sorted(set(shas))
     if not unique:
         return
-    existing = set(
-        (
-            await conn.execute(
-                sa.select(pending_blob_deletes.c.sha256).where(
-                    pending_blob_deletes.c.sha256.in_(unique)
-                )
-            )
-        ).scalars()
-    )
     now = utcnow()
-    rows = [{"sha256": sha, "queued_at": now} for sha in unique if sha not in existing]
-    if rows:
-        await conn.execute(pending_blob_deletes.insert(), rows)
+    # One statement, no read first: two transactions queueing the same hash at once (two
+    # deletes of entries sharing a blob) must both succeed, on PostgreSQL too.
+    insert = insert_for(conn, pending_blob_deletes).on_conflict_do_nothing(
+        index_elements=[pending_blob_deletes.c.sha256]
+    )
+    await conn.execute(insert, [{"sha256": sha, "queued_at": now} for sha in unique])

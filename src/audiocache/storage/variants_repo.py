@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from audiocache.storage.db import Database, utcnow
+from audiocache.storage.dialects import lock_blob
 from audiocache.storage.references import is_primary_referenced
 from audiocache.storage.tables import audio_variants
 
@@ -49,6 +50,7 @@ class VariantRepository:
                 await conn.execute(
                     audio_variants.insert().values(**variant.__dict__, created_at=utcnow())
                 )
+                await lock_blob(conn, variant.variant_sha256)
                 if before_commit is not None:
                     await before_commit()
         except IntegrityError:

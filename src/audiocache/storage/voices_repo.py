@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
-from audiocache.storage.point_reader import Record
+from audiocache.storage.records import Record
 from audiocache.storage.tables import voice_samples, voices
 
 _VOICE = sa.select(voices).where(
@@ -93,11 +93,13 @@ class VoiceRepository:
     async def save_sample(self, sample: VoiceSample, before_commit: Any = None) -> None:
         """Point the voice at its new sample; the previous sample's blob is queued."""
         async with self.db.write() as conn:
+            # FOR UPDATE: two samples saved at once for one voice (two instances) take
+            # turns, so the second one queues the first one's blob rather than leaking it.
             old = (
                 await conn.execute(
-                    sa.select(voice_samples.c.blob_sha256).where(
-                        voice_samples.c.voice_id == sample.voice_id
-                    )
+                    sa.select(voice_samples.c.blob_sha256)
+                    .where(voice_samples.c.voice_id == sample.voice_id)
+                    .with_for_update()
                 )
             ).scalar()
             await conn.execute(
@@ -108,6 +110,7 @@ class VoiceRepository:
             )
             if old and old != sample.blob_sha256:
                 await queue_blob_deletes(conn, [old])
+            await self.db.lock_blob(conn, sample.blob_sha256)
             if before_commit is not None:
                 await before_commit()
 
