@@ -4,7 +4,9 @@
    ``PATCH …/file`` (raw WAV), then stop sending. Prints the server's RSS before, at its
    peak, and after the connections are closed, and how each upload ended (408 after the body
    idle timeout, 503 UPLOADS_BUSY past the upload cap, or the connection reset).
-2. Slowloris: M connections (default 1,000) each send a request line and then one header
+2. Complete uploads: 40 valid 6 MB WAVs, 8 at once (the default upload cap): the peak
+   while they are parsed and stored, which the cap bounds, and what is left after.
+3. Slowloris: M connections (default 1,000) each send a request line and then one header
    line a second. Prints how many the server still holds open after 20 s, when it closed the
    others, and the latency of a normal request meanwhile.
 
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import resource
 import shutil
 import signal
@@ -235,6 +238,36 @@ async def stalled_uploads(server: Server, count: int) -> dict[str, Any]:
     }
 
 
+async def complete_uploads(server: Server, parallel: int, rounds: int) -> dict[str, Any]:
+    """``parallel`` valid 6 MB uploads at once, ``rounds`` times: the in-memory peak."""
+    wav = wav_head(DECLARED - 44) + bytes(DECLARED - 44)
+    headers = {"X-API-KEY": server.key, "Content-Type": "audio/wav"}
+    before = server.rss()
+    statuses: list[int] = []
+    started = time.monotonic()
+    with RssSampler(server) as sampler:
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as c:
+            for _ in range(rounds):
+                answers = await asyncio.gather(
+                    *(c.patch(server.entry_path, content=wav) for _ in range(parallel))
+                )
+                statuses += [r.status_code for r in answers]
+        seconds = time.monotonic() - started
+        await asyncio.sleep(2.0)
+    after = server.rss()
+    return {
+        "uploads": parallel * rounds,
+        "parallel": parallel,
+        "statuses": {str(k): statuses.count(k) for k in sorted(set(statuses))},
+        "seconds": round(seconds, 2),
+        "rss_before_mb": round(before / MIB, 1),
+        "rss_peak_mb": round(sampler.peak / MIB, 1),
+        "rss_after_mb": round(after / MIB, 1),
+        "growth_peak_mb": round((sampler.peak - before) / MIB, 1),
+        "growth_after_mb": round((after - before) / MIB, 1),
+    }
+
+
 async def slowloris_one(server: Server, results: list[float | None]) -> None:
     started = time.monotonic()
     try:
@@ -297,6 +330,8 @@ def main() -> None:
     parser.add_argument("--slowloris", type=int, default=1000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # A client writing to connections the server has reset would log each write.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, max(soft, 4 * (args.uploads + args.slowloris) + 256))
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # the server inherits it
@@ -306,6 +341,7 @@ def main() -> None:
     try:
         report = {
             "stalled_uploads": asyncio.run(stalled_uploads(server, args.uploads)),
+            "complete_uploads": asyncio.run(complete_uploads(server, 8, 5)),
             "slowloris": asyncio.run(slowloris(server, args.slowloris)),
         }
     finally:
@@ -323,6 +359,16 @@ def main() -> None:
     )
     for outcome, figures in up["outcomes"].items():
         print(f"  {figures['count']:>5} x {outcome} (median {figures['median_s']} s)")
+    done = report["complete_uploads"]
+    print(
+        f"complete uploads: {done['uploads']} valid 6 MB WAVs, {done['parallel']} at once "
+        f"(the default cap), in {done['seconds']} s: {done['statuses']}"
+    )
+    print(
+        f"  server RSS  before {done['rss_before_mb']} MB, peak {done['rss_peak_mb']} MB "
+        f"(+{done['growth_peak_mb']}), 2 s after {done['rss_after_mb']} MB "
+        f"(+{done['growth_after_mb']})"
+    )
     print(f"slowloris: {sl['connections']} connections, a header line a second")
     print(
         f"  still open after 20 s: {sl['still_open_after_20s']}; closed by the server after "

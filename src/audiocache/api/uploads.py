@@ -86,7 +86,7 @@ class Spool:
             directory.mkdir(parents=True, exist_ok=True)
             # closed by close() / __exit__, whichever way the request ends
             self._file = SpooledTemporaryFile(  # noqa: SIM115
-                max_size=settings.upload_spool_bytes, dir=directory
+                max_size=settings.upload_spool_bytes, dir=str(directory)
             )
 
     def write(self, data: bytes) -> None:
