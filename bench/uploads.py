@@ -203,6 +203,8 @@ async def stalled_upload(server: Server) -> tuple[str, float]:
         await client.writable()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(client.answered.wait(), HOLD_SECONDS)
+    with contextlib.suppress(TimeoutError):  # the rest of the answer, up to the server's close
+        await asyncio.wait_for(client.lost.wait(), 3.0)
     transport.close()
     seconds = time.monotonic() - started
     answer = bytes(client.received)

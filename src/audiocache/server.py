@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from audiocache.errors import AudioCacheError, HeadersTooLarge, RequestTimeout
 from audiocache.logs import configure_logging
 
 log = logging.getLogger("audiocache.server")
+LINGER_SECONDS = 2.0  # how long a refused client may go on sending before the socket closes
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes of the current head, as parsed
         self._head_raw = 0  # bytes received while the head is incomplete (not yet parsed)
         self._header_count = 0
-        self._refused = False
+        self._refused = False  # answered and closing: whatever still arrives is dropped
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- the head timer -------------------------------------------------------------------
 
@@ -87,6 +90,9 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
@@ -94,7 +100,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_response_complete()
         # A pipelined request already has its head. Otherwise the next head is due, and
         # so is the rest of a body the app answered without reading.
-        if not pipelined and not self.transport.is_closing():
+        if not pipelined and not self.transport.is_closing() and not self._refused:
             self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
@@ -108,7 +114,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._refused:
             return
         if self._head_begun:  # a request is waiting for an answer: say why it gets none
             log.info("request head not complete after %.1f s; closing", self.limits.head_timeout)
@@ -174,6 +180,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_begun = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        if self.cycle is not None and not isinstance(self.cycle.transport, _LingeringTransport):
+            self.cycle.transport = _LingeringTransport(self)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -202,7 +210,47 @@ class EdgeProtocol(HttpToolsProtocol):
             "connection: close\r\n\r\n"
         )
         self.transport.write(head.encode("latin-1") + body)
-        self.transport.close()
+        self.linger_close()
+
+    def linger_close(self) -> None:
+        """Close after an answer sent before the request was read in full.
+
+        Closing a socket with unread data resets the connection, and a client still sending
+        may then lose the answer before it reads it. So: send FIN after the answer, drop what
+        the client still sends for a moment, then close (nginx's lingering close)."""
+        if self.transport.is_closing():
+            return
+        self._refused = True
+        self._cancel_head_timer()
+        if self.cycle is not None:
+            self.cycle.body = bytearray()  # body that arrived unread: nobody will read it now
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class _LingeringTransport:
+    """The transport as a request's cycle sees it: closing it while the request body is
+    still arriving (an answer with ``Connection: close`` before the body was read: 400
+    PAYLOAD_TOO_LARGE, 408, 503 UPLOADS_BUSY) is a lingering close."""
+
+    def __init__(self, protocol: EdgeProtocol) -> None:
+        # weak: protocol -> cycle -> this must not be a reference cycle, or each closed
+        # connection (and the body buffer its cycle holds) lives until a full collection
+        self._protocol = weakref.ref(protocol)
+        self._transport = protocol.transport
+
+    def close(self) -> None:
+        protocol = self._protocol()
+        if protocol is None or protocol._awaiting_head:  # the body was read in full
+            self._transport.close()
+        else:
+            protocol.linger_close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
 
 
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}

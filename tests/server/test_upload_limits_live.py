@@ -463,8 +463,8 @@ def test_stalled_uploads_are_dropped_and_their_memory_freed(live: Live) -> None:
         assert wait_for(lambda: len(spool_files(live)) == MAX_UPLOADS, 1.0), spool_files(live)
     after = psutil.Process(live.server.process.pid).memory_info().rss
     codes = stalled.codes()
-    assert codes.count("REQUEST_TIMEOUT") == MAX_UPLOADS, codes
-    assert set(codes) <= {"REQUEST_TIMEOUT", "UPLOADS_BUSY", "closed"}, codes
+    # every client reads its answer (the server closes after it, without a reset)
+    assert codes == ["REQUEST_TIMEOUT"] * MAX_UPLOADS + ["UPLOADS_BUSY"] * (30 - MAX_UPLOADS)
     for exchange in stalled.exchanges:
         response = exchange.response()
         if response is not None and response.status_code == 408:
