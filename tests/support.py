@@ -123,6 +123,19 @@ class Api:
         return r.json()
 
 
+def raw_response(raw: bytes) -> httpx.Response | None:
+    """The first complete HTTP/1.1 response (with a Content-Length) in ``raw``, else None."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines]
+    length = int(dict((k.lower(), v) for k, v in headers).get("content-length", "-1"))
+    if length < 0 or len(body) < length:
+        return None
+    return httpx.Response(int(status_line.split()[1]), headers=headers, content=body[:length])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -136,8 +149,11 @@ def audiocache_cli() -> list[str]:
 class LiveServer:
     """``audiocache serve`` as a real process on a free loopback port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, *, workers: int = 1
+    ) -> None:
         self.data_dir = data_dir
+        self.workers = workers
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
@@ -158,6 +174,8 @@ class LiveServer:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                "--workers",
+                str(self.workers),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -202,14 +220,24 @@ class LiveServer:
 
 class ThreadedServer:
     """An app under uvicorn in a background thread, on a real socket (what only a socket
-    shows: streaming, first bytes, hang-ups). The app's services live in that thread's loop."""
+    shows: streaming, first bytes, hang-ups). The app's services live in that thread's loop.
+    The server is configured as ``audiocache serve`` configures it (audiocache.server), from
+    the app's settings, but leaves the test process's logging alone."""
 
     def __init__(self, app: Any) -> None:
         import uvicorn
 
+        from audiocache.server import uvicorn_config
+
         self.port = free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", loop="asyncio"
+        config = uvicorn_config(
+            app.state.services.settings,
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            log_config=None,
+            loop="asyncio",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,7 +17,6 @@ from audiocache.auth import validate_grants
 from audiocache.cache.warmup import WarmReport, parse_phrases, warm_up
 from audiocache.config import Settings, settings_markdown
 from audiocache.errors import AudioCacheError
-from audiocache.logs import configure_logging
 from audiocache.models import Agent
 from audiocache.services import Services, build_services
 from audiocache.storage import gc
@@ -77,7 +75,7 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
 ) -> None:
     """Run the HTTP API (creates and migrates the database on first start)."""
-    import uvicorn
+    from audiocache.server import serve as run_server
 
     settings = _settings(data_dir, host=host, port=port, workers=workers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -85,25 +83,7 @@ def serve(
         f"audiocache on http://{settings.host}:{settings.port} "
         f"(data: {settings.data_dir.resolve()})"
     )
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": False,
-        "loop": "uvloop",
-        "http": "httptools",
-        "timeout_graceful_shutdown": 10,
-        "log_config": configure_logging(settings.log_level),
-    }
-    if settings.workers > 1:
-        # Workers import the app themselves; hand them the settings through the environment.
-        for name, value in settings.model_dump(exclude_none=True).items():
-            os.environ[f"AUDIOCACHE_{name.upper()}"] = str(value)
-        uvicorn.run("audiocache.app:create_app", factory=True, workers=settings.workers, **common)
-    else:
-        from audiocache.app import create_app
-
-        uvicorn.run(create_app(settings), **common)
+    run_server(settings)
 
 
 @app.command("settings")

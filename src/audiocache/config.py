@@ -6,6 +6,7 @@ default and help text; ``docs/configuration.md`` is checked against these declar
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+WORKER_SETTINGS_ENV = "AUDIOCACHE_WORKER_SETTINGS_JSON"
 
 
 class Settings(BaseSettings):
@@ -59,6 +61,58 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         6 * MIB, gt=0, description="Largest WAV accepted by the replace-file/details uploads."
+    )
+    # -- request edges: what one connection or request may hold, and for how long ----------
+    head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A connection that has not sent a complete request head this long after "
+        "it opened (or after its last response) is closed. Real clients send the head in one "
+        "packet; 10 s allows a very slow link while a slowloris connection costs at most 10 s.",
+    )
+    max_header_count: int = Field(
+        100,
+        ge=1,
+        description="Most header fields a request may have (more: 431, connection closed). "
+        "Apache's limit; a client of this API sends about ten.",
+    )
+    max_head_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) in bytes (larger: 431, "
+        "connection closed). nginx's default buffers hold 32 KiB; the API needs under 4 KiB.",
+    )
+    body_idle_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="A request body that sends no bytes for this long is dropped (408, "
+        "connection closed, memory and spool file freed). TCP recovers from loss in a few "
+        "seconds; 15 s of silence means a dead or hostile client.",
+    )
+    body_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Longest time a request body may take in all (then 408, connection "
+        "closed): a 6 MiB upload needs a link of about 0.4 Mbit/s to arrive in 120 s.",
+    )
+    max_concurrent_uploads: int = Field(
+        8,
+        ge=1,
+        description="Uploads (replace file/details) read at once per worker; more get 503 "
+        "UPLOADS_BUSY with Retry-After. Uploads are human curation, rarely more than a few at "
+        "once; 8 bounds their memory to 8 x max_upload_bytes (48 MiB) while they are stored.",
+    )
+    upload_spool_bytes: int = Field(
+        256 * 1024,
+        ge=1,
+        description="An upload larger than this is spooled to a temporary file while it "
+        "arrives instead of held in memory, so a slow or stalled upload costs at most this "
+        "much memory (256 KiB: a few seconds of speech).",
+    )
+    upload_spool_dir: Path | None = Field(
+        None,
+        description="Folder of the temporary files of uploads in progress (unlinked files, "
+        "gone even after a crash); default: <data_dir>/spool, on disk rather than a tmpfs.",
     )
     max_text_chars: int = Field(
         5000, gt=0, description="Longest text accepted for synthesis and transcripts."
@@ -182,6 +236,27 @@ class Settings(BaseSettings):
 
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.data_dir / "blobs").resolve()
+
+    def resolved_upload_spool_dir(self) -> Path:
+        return (self.upload_spool_dir or self.data_dir / "spool").resolve()
+
+    def worker_environ(self) -> dict[str, str]:
+        """The environment that hands these settings, secrets included, to a worker process.
+
+        One JSON variable, not one variable per setting: ``str()`` of a secret is its mask,
+        and a round trip through JSON keeps every type as validated here."""
+        values = self.model_dump(mode="json")
+        for name in values:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                values[name] = value.get_secret_value()
+        return {WORKER_SETTINGS_ENV: json.dumps(values)}
+
+    @classmethod
+    def for_worker(cls) -> Settings:
+        """In a worker process: the settings its parent handed over, else the environment's."""
+        handed = os.environ.get(WORKER_SETTINGS_ENV)
+        return cls(**json.loads(handed)) if handed else cls()
 
 
 def settings_markdown() -> str:

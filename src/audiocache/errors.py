@@ -20,8 +20,10 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     ├── Forbidden                        403 FORBIDDEN
     ├── NotFound                         404 NOT_FOUND
     ├── MethodNotAllowed                 405 METHOD_NOT_ALLOWED
+    ├── RequestTimeout                   408 REQUEST_TIMEOUT        (body stalled or too slow)
     ├── Conflict                         409 CONFLICT
     ├── RangeNotSatisfiable              416 RANGE_NOT_SATISFIABLE
+    ├── HeadersTooLarge                  431 HEADERS_TOO_LARGE      (too many or too large)
     ├── SynthesisFailed                  502 SYNTHESIS_FAILED
     │   └── ProviderError                502 PROVIDER_ERROR         (cloud TTS: 5xx, bad audio)
     │       ├── ProviderAuthFailed       502 PROVIDER_AUTH_FAILED   (provider refused our key)
@@ -138,6 +140,12 @@ class MethodNotAllowed(AudioCacheError):
     default_message = "Method not allowed"
 
 
+class RequestTimeout(AudioCacheError):
+    status = 408
+    error_code = "REQUEST_TIMEOUT"
+    default_message = "The request body did not arrive in time"
+
+
 class Conflict(AudioCacheError):
     status = 409
     error_code = "CONFLICT"
@@ -152,6 +160,12 @@ class RangeNotSatisfiable(AudioCacheError):
     def __init__(self, size: int, message: str | None = None) -> None:
         self.size = size
         super().__init__(message)
+
+
+class HeadersTooLarge(AudioCacheError):
+    status = 431
+    error_code = "HEADERS_TOO_LARGE"
+    default_message = "Request header fields too large"
 
 
 class SynthesisFailed(AudioCacheError):

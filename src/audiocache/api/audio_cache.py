@@ -5,17 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from starlette.datastructures import UploadFile
 
 from audiocache.api.audio_response import BlobResponse, audio_response
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
-from audiocache.api.requests import (
-    parse_json,
-    parse_json_text,
-    read_limited,
-    sanitize_filename,
-)
+from audiocache.api.requests import parse_json, parse_json_text, sanitize_filename
 from audiocache.api.schemas import (
     AudioCacheEntry,
     BulkDeleteAudioCacheRequest,
@@ -25,24 +19,17 @@ from audiocache.api.schemas import (
     ListAudioCacheResponse,
     SynthesizeAudioRequest,
 )
+from audiocache.api.uploads import read_details_form, read_upload, upload_slot
 from audiocache.audio.formats import parse_output_format
 from audiocache.audio.wav import parse_wav
 from audiocache.cache.query import parse_entry_id, parse_filters, parse_sort
 from audiocache.cache.variants import filename_for
-from audiocache.errors import (
-    EmptyPayload,
-    InvalidId,
-    InvalidInput,
-    InvalidSettings,
-    NotFound,
-    PayloadTooLarge,
-)
+from audiocache.errors import InvalidId, InvalidInput, InvalidSettings, NotFound
 from audiocache.models import EntryQuery, Principal
 from audiocache.services import Services
 
 router = APIRouter(prefix="/v1/agents/{agentId}/audio-cache", tags=["Audio Cache"])
 READ, WRITE = "audio_cache:read", "audio_cache:write"
-MULTIPART_OVERHEAD = 64 * 1024
 
 
 @router.get(
@@ -187,12 +174,13 @@ async def replace_file(
     services: Services = ServicesDep,
 ) -> Response:
     entry_id = parse_entry_id(entryId)
-    wav = await read_limited(request, services.settings.max_upload_bytes)
-    filename = sanitize_filename(_header_text(x_filename), f"{entry_id}.wav")
-    parse_wav(wav)  # 400 before 404, as the contract orders the checks
-    agent = await services.agents.owned(principal.account_id, agentId)
-    entry = await services.cache.get_entry(agent.id, entry_id)
-    await services.cache.replace_audio(entry, wav, filename)
+    with upload_slot(request):  # held until stored: the slots bound the WAVs in memory
+        wav = await read_upload(request, services.settings.max_upload_bytes)
+        filename = sanitize_filename(_header_text(x_filename), f"{entry_id}.wav")
+        parse_wav(wav)  # 400 before 404, as the contract orders the checks
+        agent = await services.agents.owned(principal.account_id, agentId)
+        entry = await services.cache.get_entry(agent.id, entry_id)
+        await services.cache.replace_audio(entry, wav, filename)
     return Response(status_code=204)
 
 
@@ -236,19 +224,19 @@ async def replace_details(
     services: Services = ServicesDep,
 ) -> Response:
     entry_id = parse_entry_id(entryId)
-    limit = services.settings.max_upload_bytes
-    wav, part_name, settings_text = await _read_details_form(request, limit)
-    try:
-        settings = parse_json_text(settings_text, DetailsSettings, what="settings")
-    except InvalidInput as exc:
-        raise InvalidSettings(exc.message) from exc
-    filename = sanitize_filename(_header_text(x_filename) or part_name, f"{entry_id}.wav")
-    parse_wav(wav)
-    agent = await services.agents.owned(principal.account_id, agentId)
-    entry = await services.cache.get_entry(agent.id, entry_id)
-    await services.cache.replace_details(
-        entry, wav, filename, settings.text, settings.config.as_config()
-    )
+    with upload_slot(request):
+        form = await read_details_form(request, services.settings.max_upload_bytes)
+        try:
+            settings = parse_json_text(form.settings_text, DetailsSettings, what="settings")
+        except InvalidInput as exc:
+            raise InvalidSettings(exc.message) from exc
+        filename = sanitize_filename(_header_text(x_filename) or form.filename, f"{entry_id}.wav")
+        parse_wav(form.wav)
+        agent = await services.agents.owned(principal.account_id, agentId)
+        entry = await services.cache.get_entry(agent.id, entry_id)
+        await services.cache.replace_details(
+            entry, form.wav, filename, settings.text, settings.config.as_config()
+        )
     return Response(status_code=204)
 
 
@@ -320,57 +308,3 @@ def _header_text(value: str | None) -> str | None:
         return value.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return value
-
-
-async def _read_details_form(request: Request, limit: int) -> tuple[bytes, str | None, str]:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise InvalidInput("Send multipart/form-data with a 'file' part and a 'settings' part")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(f"The upload is {declared} bytes; the file limit is {limit} bytes")
-    limited = Request(request.scope, _limited_receive(request, limit + MULTIPART_OVERHEAD))
-    try:
-        form = await limited.form(max_files=2, max_fields=4, max_part_size=256 * 1024)
-    except PayloadTooLarge:
-        raise
-    except Exception as exc:  # the multipart parser's own errors: malformed body
-        raise InvalidInput(f"Malformed multipart body: {exc}") from exc
-    try:
-        file_part = form.get("file")
-        settings_part = form.get("settings")
-        if not isinstance(file_part, UploadFile):
-            raise InvalidInput("The 'file' part is missing (send it as a file part)")
-        if settings_part is None:
-            raise InvalidInput("The 'settings' part is missing")
-        if isinstance(settings_part, UploadFile):
-            try:
-                settings_text = (await settings_part.read(256 * 1024 + 1)).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InvalidSettings("The 'settings' part is not UTF-8 text") from exc
-        else:
-            settings_text = settings_part
-        wav = await file_part.read(limit + 1)
-        if len(wav) > limit:
-            raise PayloadTooLarge(f"The file exceeds the limit of {limit} bytes")
-        if not wav:
-            raise EmptyPayload("The 'file' part is empty")
-        return wav, file_part.filename, settings_text
-    finally:
-        await form.close()
-
-
-def _limited_receive(request: Request, limit: int):  # type: ignore[no-untyped-def]
-    total = 0
-    receive = request.receive
-
-    async def wrapped():  # type: ignore[no-untyped-def]
-        nonlocal total
-        message = await receive()
-        if message["type"] == "http.request":
-            total += len(message.get("body", b""))
-            if total > limit:
-                raise PayloadTooLarge(f"The upload exceeds the limit of {limit} bytes")
-        return message
-
-    return wrapped

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,6 +25,8 @@ from audiocache.errors import (
     AudioCacheError,
     PayloadTooLarge,
     RangeNotSatisfiable,
+    RequestTimeout,
+    UploadsBusy,
 )
 
 CORRELATION_HEADER = "X-PolyAI-Correlation-Id"
@@ -40,6 +43,8 @@ _HTTP_CODES = {
 }
 
 log = logging.getLogger("audiocache.api")
+# Errors raised before (or while) the body is read: the connection cannot be reused.
+_BODY_LEFT_UNREAD = (PayloadTooLarge, RequestTimeout, UploadsBusy)
 
 
 SCOPE_KEY = "audiocache.correlation_id"
@@ -79,14 +84,14 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
 
 
 def domain_error_response(scope: Scope, exc: AudioCacheError) -> Response:
-    headers = None
+    headers: dict[str, str] = {}
     if isinstance(exc, RangeNotSatisfiable):
-        headers = {"Content-Range": f"bytes */{exc.size}"}
-    elif exc.retry_after:
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-    elif isinstance(exc, PayloadTooLarge):
+        headers["Content-Range"] = f"bytes */{exc.size}"
+    if exc.retry_after:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    if isinstance(exc, _BODY_LEFT_UNREAD):
         # Unread body may still be on the way: close rather than drain it to keep the socket.
-        headers = {"Connection": "close"}
+        headers["Connection"] = "close"
     if exc.status >= 500:
         log.error(
             "%s: %s (correlation id %s)",
@@ -95,7 +100,7 @@ def domain_error_response(scope: Scope, exc: AudioCacheError) -> Response:
             correlation_id(scope),
             extra=_log_extra(scope),
         )
-    return error_response(scope, exc.status, exc.error_code, exc.message, headers)
+    return error_response(scope, exc.status, exc.error_code, exc.message, headers or None)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -163,6 +168,13 @@ class CorrelationMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # Nobody is left to answer, and nothing is wrong on our side: one info line.
+            log.info(
+                "client hung up before the request was read (correlation id %s)",
+                cid,
+                extra=_log_extra(scope),
+            )
         except Exception as exc:
             if started:
                 # Too late for an envelope: the server cuts the connection.

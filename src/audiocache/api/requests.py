@@ -1,30 +1,80 @@
-"""Reading request bodies: size-limited streams and JSON parsed after auth, not before."""
+"""Reading request bodies: size-limited, timed streams and JSON parsed after auth, not before.
+
+Every body is read through ``body_chunks``: no bytes for ``body_idle_timeout_seconds``, or
+the whole body taking longer than ``body_timeout_seconds``, ends the request with 408
+(and the connection: see ``api/errors.py``). A client that hangs up raises Starlette's
+``ClientDisconnect``, which the outermost middleware logs as one info line.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 import unicodedata
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
+import anyio
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from audiocache.errors import EmptyPayload, InvalidInput, PayloadTooLarge
+from audiocache.api.errors import correlation_id
+from audiocache.config import Settings
+from audiocache.errors import EmptyPayload, InvalidInput, PayloadTooLarge, RequestTimeout
 
+log = logging.getLogger("audiocache.api")
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1024 * 1024
 _UNSAFE_FILENAME = re.compile(r'[\\/:*?"<>|]')
 
 
-async def read_limited(request: Request, limit: int, *, what: str = "file") -> bytes:
-    """The body, refused as soon as it passes ``limit`` (before reading any more of it)."""
+def app_settings(request: Request) -> Settings:
+    return request.app.state.services.settings  # type: ignore[no-any-return]
+
+
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives, under the idle and total body timeouts."""
+    settings = app_settings(request)
+    idle, total = settings.body_idle_timeout_seconds, settings.body_timeout_seconds
+    deadline = time.monotonic() + total
+    while True:
+        wait = min(idle, deadline - time.monotonic())
+        message = None
+        with anyio.move_on_after(wait):
+            message = await request.receive()
+        if message is None:
+            stalled = wait >= idle
+            reason = f"sent nothing for {idle:g} s" if stalled else f"took over {total:g} s"
+            log.info(
+                "request body %s; dropping the request",
+                reason,
+                extra={"correlation_id": correlation_id(request.scope), "path": request.url.path},
+            )
+            raise RequestTimeout(f"The request body {reason}")
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+def refuse_declared(request: Request, limit: int, what: str) -> None:
+    """A Content-Length past the limit is refused before a byte of the body is read."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"The {what} is {int(declared)} bytes; the limit is {limit} bytes")
+
+
+async def read_limited(request: Request, limit: int, *, what: str = "file") -> bytes:
+    """The body in memory (small bodies: JSON), refused as soon as it passes ``limit``."""
+    refuse_declared(request, limit, what)
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request):
         total += len(chunk)
         if total > limit:
             raise PayloadTooLarge(f"The {what} exceeds the limit of {limit} bytes")

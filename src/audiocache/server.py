@@ -1,0 +1,299 @@
+"""The HTTP server: uvicorn configured from Settings, the same for the CLI and the tests.
+
+uvicorn bounds neither how long a client may take to send a request head nor how large
+that head may be (httptools buffers a header line of any length). ``EdgeProtocol`` adds
+both to uvicorn's httptools protocol:
+
+- a head timer, started when the connection opens and after each response and stopped
+  once a request's headers are complete: a connection that dribbles its head (slowloris)
+  or sends nothing is closed after ``head_timeout_seconds``;
+- a limit on the number of header fields and on the bytes of the head (request line and
+  headers, counted as they arrive): past it the client gets 431 in the envelope and the
+  connection is closed.
+
+Body timeouts, the upload cap and spooling live where bodies are read (``api/requests.py``,
+``api/uploads.py``). ``--workers N`` hands the settings to each worker as one JSON variable
+(``Settings.worker_environ``), secrets included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
+
+from audiocache.api.errors import CORRELATION_HEADER, envelope_bytes
+from audiocache.config import Settings
+from audiocache.errors import AudioCacheError, HeadersTooLarge, RequestTimeout
+from audiocache.logs import configure_logging
+
+log = logging.getLogger("audiocache.server")
+LINGER_SECONDS = 2.0  # how long a refused client may go on sending before the socket closes
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    head_timeout: float
+    max_header_count: int
+    max_head_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> EdgeLimits:
+        return cls(
+            settings.head_timeout_seconds, settings.max_header_count, settings.max_head_bytes
+        )
+
+
+class EdgeConfig(uvicorn.Config):
+    """uvicorn's Config carrying the limits to every connection (and, pickled, to workers)."""
+
+    def __init__(self, app: Any, *, limits: EdgeLimits, **kwargs: Any) -> None:
+        super().__init__(app, http=EdgeProtocol, **kwargs)
+        self.edge_limits = limits
+
+
+class _HeadRefused(Exception):
+    """Raised in a parser callback to stop parsing a head that broke a limit."""
+
+
+class EdgeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a head timer and head limits."""
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        assert isinstance(config, EdgeConfig), "EdgeProtocol needs an EdgeConfig"
+        self.limits = config.edge_limits
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._awaiting_head = True  # the next bytes on the connection belong to a head
+        self._head_begun = False  # some of that head has arrived
+        self._head_bytes = 0  # bytes of the current head, as parsed
+        self._head_raw = 0  # bytes received while the head is incomplete (not yet parsed)
+        self._header_count = 0
+        self._refused = False  # answered and closing: whatever still arrives is dropped
+        self._linger: asyncio.TimerHandle | None = None
+
+    # -- the head timer -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)
+        super().on_response_complete()
+        # A pipelined request already has its head. Otherwise the next head is due, and
+        # so is the rest of a body the app answered without reading.
+        if not pipelined and not self.transport.is_closing() and not self._refused:
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.head_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or self._refused:
+            return
+        if self._head_begun:  # a request is waiting for an answer: say why it gets none
+            log.info("request head not complete after %.1f s; closing", self.limits.head_timeout)
+            self._refuse(RequestTimeout("The request head did not arrive in time"))
+        else:  # an idle connection: close it quietly, as a keep-alive timeout does
+            self.transport.close()
+
+    # -- head limits ----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._unset_keepalive_if_required()
+        head_was_incomplete = self._awaiting_head
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if not self._refused:  # a limit already answered and closed
+                self._bad_request()
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        else:
+            if head_was_incomplete and self._awaiting_head:
+                # httptools holds a partial header line until it ends: count it raw.
+                self._head_raw += len(data)
+                if self._head_raw > self.limits.max_head_bytes:
+                    self._refuse(HeadersTooLarge(self._too_large_message()))
+
+    def _bad_request(self) -> None:
+        msg = "Invalid HTTP request received."
+        self.logger.warning(msg)
+        self.send_400_response(msg)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._awaiting_head = True
+        self._head_begun = True
+        self._head_bytes = self._head_raw = self._header_count = 0
+        if self._head_timer is None:  # pipelined after a response that did not re-arm it
+            self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_header_count:
+            self._refuse(
+                HeadersTooLarge(
+                    f"The request has more than {self.limits.max_header_count} header fields"
+                )
+            )
+            raise _HeadRefused
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        self._head_begun = False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+        if self.cycle is not None and not isinstance(self.cycle.transport, _LingeringTransport):
+            self.cycle.transport = _LingeringTransport(self)  # type: ignore[assignment]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._awaiting_head = True
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.limits.max_head_bytes:
+            self._refuse(HeadersTooLarge(self._too_large_message()))
+            raise _HeadRefused
+
+    def _too_large_message(self) -> str:
+        return f"The request head exceeds {self.limits.max_head_bytes} bytes"
+
+    def _refuse(self, error: AudioCacheError) -> None:
+        """Answer in the envelope (no app has seen the request) and close the connection."""
+        self._refused = True
+        self._cancel_head_timer()
+        cid = str(uuid.uuid4())
+        body = envelope_bytes(cid, error.error_code, error.message)
+        head = (
+            f"HTTP/1.1 {error.status} {_REASONS.get(error.status, '')}\r\n"
+            "content-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            f"{CORRELATION_HEADER.lower()}: {cid}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode("latin-1") + body)
+        self.linger_close()
+
+    def linger_close(self) -> None:
+        """Close after an answer sent before the request was read in full.
+
+        Closing a socket with unread data resets the connection, and a client still sending
+        may then lose the answer before it reads it. So: send FIN after the answer, drop what
+        the client still sends for a moment, then close (nginx's lingering close)."""
+        if self.transport.is_closing():
+            return
+        self._refused = True
+        self._cancel_head_timer()
+        if self.cycle is not None:
+            self.cycle.body = bytearray()  # body that arrived unread: nobody will read it now
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._linger = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class _LingeringTransport:
+    """The transport as a request's cycle sees it: closing it while the request body is
+    still arriving (an answer with ``Connection: close`` before the body was read: 400
+    PAYLOAD_TOO_LARGE, 408, 503 UPLOADS_BUSY) is a lingering close."""
+
+    def __init__(self, protocol: EdgeProtocol) -> None:
+        # weak: protocol -> cycle -> this must not be a reference cycle, or each closed
+        # connection (and the body buffer its cycle holds) lives until a full collection
+        self._protocol = weakref.ref(protocol)
+        self._transport = protocol.transport
+
+    def close(self) -> None:
+        protocol = self._protocol()
+        if protocol is None or protocol._awaiting_head:  # the body was read in full
+            self._transport.close()
+        else:
+            protocol.linger_close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+
+_REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
+
+WORKER_APP = "audiocache.server:worker_app"
+
+
+def worker_app() -> FastAPI:
+    """The app factory each worker process calls (``--workers N``)."""
+    from audiocache.app import create_app
+
+    return create_app(Settings.for_worker())
+
+
+def uvicorn_config(settings: Settings, app: Any = None, **overrides: Any) -> EdgeConfig:
+    """The server's configuration; ``app`` None means the worker factory (``--workers``)."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "loop": "uvloop",
+        "timeout_graceful_shutdown": 10,
+        "log_config": configure_logging(settings.log_level),
+    }
+    if app is None:
+        app = WORKER_APP
+        options.update(factory=True, workers=settings.workers)
+    options.update(overrides)
+    return EdgeConfig(app, limits=EdgeLimits.of(settings), **options)
+
+
+def serve(settings: Settings) -> None:
+    """Run the server in the foreground (what ``audiocache serve`` does)."""
+    if settings.workers > 1:
+        # Workers are spawned: they import the app factory and read the settings from here.
+        os.environ.update(settings.worker_environ())
+        config = uvicorn_config(settings)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    from audiocache.app import create_app
+
+    server = uvicorn.Server(uvicorn_config(settings, create_app(settings)))
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's start-up failure code (port taken, lifespan failed)
