@@ -25,6 +25,7 @@ from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
 from audiocache.tts.espeak import EspeakEngine
+from audiocache.tts.pool import Budget, pooled
 
 log = logging.getLogger("audiocache")
 
@@ -72,7 +73,8 @@ def build_services(
 ) -> Services:
     db = Database(settings.resolved_database_url())
     blob_store = blobs or FilesystemBlobStore(settings.resolved_blob_dir())
-    registry = EngineRegistry(engines if engines is not None else default_engines(settings))
+    chosen = engines if engines is not None else default_engines(settings)
+    registry = EngineRegistry([pooled(e, engine_budget(settings, e)) for e in chosen])
     keys = ApiKeyRepository(db)
     entries = EntryRepository(db)
     hits = HitCounter(entries.add_hits, settings.hit_flush_seconds)
@@ -113,13 +115,33 @@ def build_services(
     )
 
 
+def engine_budget(settings: Settings, engine: Engine) -> Budget:
+    """The pool an engine runs in: every engine gets one (engines handed in by tests too)."""
+    concurrency = settings.engine_concurrency(engine.provider)
+    return Budget(
+        concurrency=concurrency,
+        queue_size=concurrency * settings.engine_queue_per_slot,
+        start_timeout=settings.engine_start_timeout_seconds,
+        run_timeout=settings.engine_synthesis_timeout_seconds,
+    )
+
+
 def default_engines(settings: Settings) -> list[Engine]:
-    engines: list[Engine] = [EspeakEngine(settings.espeak_binary), *cloud_engines(settings)]
+    engines: list[Engine] = [
+        EspeakEngine(settings.espeak_binary, nice=settings.engine_nice),
+        *cloud_engines(settings),
+    ]
     if settings.piper_enabled:
         from audiocache.tts.piper import PiperEngine
 
         try:
-            engines.append(PiperEngine())
+            engines.append(
+                PiperEngine(
+                    threads=settings.engine_concurrency("piper"),
+                    max_piece_chars=settings.piper_max_piece_chars,
+                    nice=settings.engine_nice,
+                )
+            )
         except RuntimeError as exc:
             log.warning("piper unavailable: %s", exc)
     return engines

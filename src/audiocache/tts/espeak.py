@@ -1,4 +1,8 @@
-"""espeak-ng as a subprocess: always available, offline, deterministic."""
+"""espeak-ng as a subprocess: always available, offline, deterministic.
+
+Each synthesis is one espeak-ng process (how many run at once is the engine pool's
+business), started at a lowered CPU priority so the event loop serving hits keeps the CPU.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 from audiocache.audio.wav import normalize_wav
 from audiocache.errors import InvalidAudio, InvalidInput, InvalidVoice, SynthesisFailed
 from audiocache.tts.base import SynthesisRequest
+from audiocache.tts.workers import lower_process_priority
 
 DEFAULT_WPM = 175
 ESPEAK_SAMPLE_RATE = 22050
@@ -20,12 +25,15 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 class EspeakEngine:
     provider = "espeak"
 
-    def __init__(self, binary: str = "espeak-ng", timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, binary: str = "espeak-ng", timeout_seconds: float = 30.0, *, nice: int = 0
+    ) -> None:
         found = shutil.which(binary)
         if found is None:
             raise RuntimeError(f"{binary} is not installed (apt-get install espeak-ng)")
         self.binary = found
         self.timeout_seconds = timeout_seconds
+        self.nice = nice
         self._voices: frozenset[str] | None = None
         self._version: str | None = None
 
@@ -68,7 +76,7 @@ class EspeakEngine:
     async def synthesize(self, request: SynthesisRequest) -> bytes:
         await self.validate_voice(request.voice)
         # Text on stdin, never argv: a phrase starting with "-" must not become a flag.
-        output = await self._run(self._args(request), request.text.encode("utf-8"))
+        output = await self._run(self._args(request), request.text.encode("utf-8"), self.nice)
         try:
             return normalize_wav(output)
         except InvalidAudio as exc:
@@ -87,6 +95,7 @@ class EspeakEngine:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
+        lower_process_priority(process.pid, self.nice)
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(request.text.encode("utf-8"))
         process.stdin.close()
@@ -109,7 +118,7 @@ class EspeakEngine:
                 process.kill()
                 await process.wait()
 
-    async def _run(self, args: list[str], stdin: bytes) -> bytes:
+    async def _run(self, args: list[str], stdin: bytes, nice: int = 0) -> bytes:
         try:
             # No input, no pipe: espeak-ng may exit (--version) before an empty write reaches
             # the pipe, and uvloop then raises on the closed transport.
@@ -122,14 +131,19 @@ class EspeakEngine:
             )
         except OSError as exc:
             raise SynthesisFailed(f"could not start espeak-ng: {exc.strerror}") from exc
+        lower_process_priority(process.pid, nice)
         try:
             out, err = await asyncio.wait_for(
                 process.communicate(stdin or None), timeout=self.timeout_seconds
             )
         except TimeoutError as exc:
-            process.kill()
-            await process.wait()
             raise SynthesisFailed("espeak-ng timed out") from exc
+        finally:
+            # Timed out or cancelled (the engine pool's deadline, a caller gone): the
+            # process goes too, so no synthesis outlives the slot it was given.
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
         if process.returncode != 0:
             message = err.decode(errors="replace").strip()[:200]
             raise SynthesisFailed(f"espeak-ng failed: {message or process.returncode}")
