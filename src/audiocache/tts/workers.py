@@ -25,16 +25,6 @@ def lower_thread_priority(nice: int) -> None:
         log.debug("could not lower an engine thread's priority: %s", exc)
 
 
-def lower_process_priority(pid: int, nice: int) -> None:
-    """The same for an engine subprocess (espeak-ng), right after it started."""
-    if nice <= 0:
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
-    except (AttributeError, OSError) as exc:  # it may have exited already
-        log.debug("could not lower engine process %d's priority: %s", pid, exc)
-
-
 def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     try:
