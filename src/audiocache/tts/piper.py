@@ -14,7 +14,7 @@ loop serving hits keeps the CPU. Memory is bounded: text longer than ``max_piece
 cut into pieces at sensible points (``tts/pieces.py``) and synthesized piece by piece,
 onnxruntime keeps no arena (an arena only ever grows: 8 concurrent 800-character texts
 left 1.8-4.8 GB behind; without it, and with ``malloc_trim`` after each synthesis, the
-process returns to ~250 MB), and one inference uses one thread (the parallelism is the
+process returns to ~260 MB), and one inference uses one thread (the parallelism is the
 engine pool's). Noise scales are 0, so the same text, voice and config give identical
 bytes. ``stream()`` yields raw 16-bit mono PCM per sentence at ``sample_rate_for(voice)`` Hz.
 """
@@ -164,8 +164,6 @@ class PiperEngine:
 
         try:
             pcm = await self._in_worker(produce, stop)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             raise SynthesisFailed(f"piper failed: {exc}") from exc
         if not pcm:
