@@ -161,6 +161,58 @@ class Settings(BaseSettings):
     cloud_attempt_timeout_seconds: float = Field(
         10.0, gt=0, description="Time one cloud request may take."
     )
+    # -- engine pools: what a burst of misses may take (tts/pool.py) ----------------------
+    piper_concurrency: int = Field(
+        0,
+        ge=0,
+        description="Piper syntheses running at once; 0 = one per CPU core. Each uses one "
+        "core and up to a few hundred MB, so more than the cores only adds memory and latency.",
+    )
+    espeak_concurrency: int = Field(
+        0,
+        ge=0,
+        description="espeak-ng processes running at once; 0 = two per CPU core (a process "
+        "is short and partly waits on pipes, so a little more than the cores keeps them busy).",
+    )
+    cloud_concurrency: int = Field(
+        16,
+        ge=1,
+        description="Requests in flight at once per cloud provider (and any other engine): "
+        "they cost us little but count against the provider's rate limit.",
+    )
+    engine_queue_per_slot: int = Field(
+        8,
+        ge=0,
+        description="Requests that may wait for an engine, per concurrent slot; past that a "
+        "miss is answered 503 ENGINE_BUSY at once rather than queued behind work it cannot "
+        "outlast.",
+    )
+    engine_start_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest wait for an engine slot; then 503 ENGINE_BUSY with Retry-After "
+        "(a caller waiting longer is better told to come back).",
+    )
+    engine_synthesis_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Longest one synthesis (or stream) may run once started; then it is "
+        "abandoned, nothing is stored and the caller gets 504 SYNTHESIS_TIMEOUT. The longest "
+        "text (max_text_chars) takes Piper about 30 s on one core.",
+    )
+    engine_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower the CPU priority of engine threads (Piper) and processes "
+        "(espeak-ng) is than the server's, so the event loop answering hits is served first.",
+    )
+    piper_max_piece_chars: int = Field(
+        300,
+        ge=20,
+        description="Piper synthesizes text longer than this piece by piece, cut at sentence "
+        "ends, then clause marks, then spaces; its memory grows with the piece (~1 MB/char).",
+    )
     admission_min_hits: int = Field(
         2,
         ge=1,
@@ -233,6 +285,15 @@ class Settings(BaseSettings):
         """Lower-case host names (no port) trusted in a Host header, the bind host included."""
         names = {n.strip().strip("[]").lower() for n in self.trusted_hosts.split(",")}
         return frozenset(n for n in {*names, self.host.strip("[]").lower()} if n)
+
+    def engine_concurrency(self, provider: str) -> int:
+        """Slots of a provider's engine pool, the 0 = per-core defaults worked out."""
+        cores = os.cpu_count() or 1
+        if provider == "piper":
+            return self.piper_concurrency or cores
+        if provider == "espeak":
+            return self.espeak_concurrency or 2 * cores
+        return self.cloud_concurrency
 
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.data_dir / "blobs").resolve()

@@ -25,6 +25,7 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     ├── RangeNotSatisfiable              416 RANGE_NOT_SATISFIABLE
     ├── HeadersTooLarge                  431 HEADERS_TOO_LARGE      (too many or too large)
     ├── SynthesisFailed                  502 SYNTHESIS_FAILED
+    │   ├── SynthesisTimeout             504 SYNTHESIS_TIMEOUT      (engine pool's time limit)
     │   └── ProviderError                502 PROVIDER_ERROR         (cloud TTS: 5xx, bad audio)
     │       ├── ProviderAuthFailed       502 PROVIDER_AUTH_FAILED   (provider refused our key)
     │       ├── ProviderRejected         502 PROVIDER_ERROR         (any other provider 4xx)
@@ -172,6 +173,12 @@ class SynthesisFailed(AudioCacheError):
     status = 502
     error_code = "SYNTHESIS_FAILED"
     default_message = "The TTS engine failed"
+
+
+class SynthesisTimeout(SynthesisFailed):
+    status = 504
+    error_code = "SYNTHESIS_TIMEOUT"
+    default_message = "The TTS engine did not finish in time"
 
 
 class StorageUnavailable(AudioCacheError):

@@ -12,13 +12,16 @@ import math
 import os
 from importlib import metadata
 
+import anyio.to_thread
 import pytest
 
 from audiocache.audio.wav import parse_wav
-from audiocache.errors import InvalidInput, InvalidVoice, SynthesisFailed
+from audiocache.errors import InvalidInput, InvalidVoice, SynthesisFailed, SynthesisTimeout
 from audiocache.tts import piper as piper_module
 from audiocache.tts.base import Engine, SynthesisRequest
+from audiocache.tts.pieces import split_text
 from audiocache.tts.piper import PiperEngine
+from audiocache.tts.pool import Budget, pooled
 
 VOICE = "en_US-joe-medium"
 PHRASE = "Thanks for calling, how can I help you today?"
@@ -154,3 +157,62 @@ async def test_stream_stops_when_the_consumer_does(engine: PiperEngine) -> None:
     await stream.aclose()  # type: ignore[attr-defined]
     with pytest.raises(InvalidVoice):
         await anext(aiter(engine.stream(SynthesisRequest(SHORT, "nobody"))))
+
+
+# -- bounded: pieces, its own threads, no arena, a time limit --------------------------
+
+LONG = " ".join(f"item number {n} is ready for pick up at the front desk" for n in range(4))
+
+
+@pytest.fixture(scope="module")
+def piecewise() -> PiperEngine:
+    """Pieces of at most 60 characters, threads 10 nice levels down."""
+    _require_piper()
+    return PiperEngine(max_piece_chars=60, nice=10, threads=2)
+
+
+def _data(wav: bytes) -> bytes:
+    info = parse_wav(wav)
+    return wav[info.data_offset : info.data_offset + info.data_size]
+
+
+async def test_long_text_is_synthesized_piece_by_piece(piecewise: PiperEngine) -> None:
+    pieces = split_text(LONG, 60)
+    assert len(pieces) >= 4 and all(len(p) <= 60 for p in pieces)
+    whole = await _say(piecewise, LONG)
+    assert await _say(piecewise, LONG) == whole  # still deterministic
+    one_by_one = [_data(await _say(piecewise, piece)) for piece in pieces]
+    assert _data(whole) == b"".join(one_by_one)
+    streamed = [c async for c in piecewise.stream(SynthesisRequest(LONG, VOICE, "en-US", {}))]
+    assert streamed == one_by_one  # a stream still yields as each piece is done
+
+
+async def test_inference_has_no_arena_and_runs_off_the_shared_thread_pool(
+    piecewise: PiperEngine,
+) -> None:
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    borrowed = 0
+    task = asyncio.create_task(_say(piecewise, LONG))
+    while not task.done():
+        borrowed = max(borrowed, limiter.borrowed_tokens)
+        await asyncio.sleep(0.005)
+    await task
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    threads = piecewise._executor._threads  # type: ignore[attr-defined]
+    nice = {os.getpriority(os.PRIO_PROCESS, t.native_id) for t in threads}
+    assert borrowed == 0  # blob reads' threads were all free the whole time
+    assert nice == {min(19, base + 10)}
+    options = piecewise._voices[VOICE].session.get_session_options()
+    assert options.enable_cpu_mem_arena is False and options.intra_op_num_threads == 1
+
+
+async def test_a_synthesis_past_the_pools_limit_is_abandoned(piecewise: PiperEngine) -> None:
+    await _say(piecewise, SHORT)  # loaded
+    pool = pooled(piecewise, Budget(1, 0, 1.0, 0.3))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(SynthesisTimeout):
+        await pool.synthesize(SynthesisRequest(LONG * 3, VOICE, "en-US", {}))
+    # stopped after the piece in progress (the whole text takes several seconds)
+    assert asyncio.get_running_loop().time() - started < 3.0
+    assert pool.running == 0
+    assert _data(await pool.synthesize(SynthesisRequest(SHORT, VOICE)))

@@ -357,6 +357,7 @@ class CacheService:
                 ),
             )
             return result
+        await stream.started()
         return stream
 
     def _shared_stream(self, agent: Agent, prepared: Prepared) -> SharedStream | None:

@@ -63,6 +63,14 @@ class SharedStream:
             if self._listening == 0 and not self.done and self.task is not None:
                 self.task.cancel()  # everybody hung up: nobody needs the rest
 
+    async def started(self) -> None:
+        """Wait for the first chunk; raise the producer's error if it failed before any
+        (an engine that is busy or cannot start: the caller gets an error, not a cut stream)."""
+        while not self.chunks and not self.done:
+            await self._changed.wait()
+        if not self.chunks and self.error is not None:
+            raise self.error
+
     async def wait(self) -> Any:
         """Wait for the end; the producer's result, or its error raised."""
         async for _chunk in self.listen():

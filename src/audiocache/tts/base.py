@@ -6,7 +6,7 @@ model it used, because the model is part of the cache key: new model, new audio.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,6 +37,19 @@ class Engine(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingEngine(Engine, Protocol):
+    """An engine that can also hand out audio as it makes it."""
+
+    def sample_rate_for(self, voice: str) -> int:
+        """Sample rate of the PCM ``stream()`` yields for this voice."""
+        ...
+
+    def stream(self, request: SynthesisRequest) -> AsyncIterator[bytes]:
+        """Raw 16-bit mono PCM chunks; concatenated, the data of ``synthesize()``'s WAV."""
+        ...
 
 
 class EngineRegistry:

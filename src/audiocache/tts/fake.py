@@ -1,12 +1,14 @@
 """A deterministic in-process engine for tests and benchmarks.
 
-It counts calls, can be slowed down or made to fail, and produces a distinct tone per text
-so tests can tell audio apart. It passes the same engine tests as the real ones.
+It counts calls, can be slowed down, held (``gate``) or made to fail, and produces a
+distinct tone per text so tests can tell audio apart. It passes the same engine tests as
+the real ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import struct
@@ -36,6 +38,11 @@ class FakeEngine:
         self.model = model
         self.calls: list[SynthesisRequest] = []
         self.fail_next: int = 0
+        # While a gate is set and closed, every synthesis waits for it to open (so tests can
+        # fill an engine pool); ``active``/``max_active`` count syntheses under way.
+        self.gate: asyncio.Event | None = None
+        self.active = 0
+        self.max_active = 0
 
     def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         return str(config.get("modelId") or self.model)
@@ -47,12 +54,24 @@ class FakeEngine:
     async def synthesize(self, request: SynthesisRequest) -> bytes:
         await self.validate_voice(request.voice)
         self.calls.append(request)
-        if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            raise SynthesisFailed("fake engine failure (on request)")
+        async with self._working():
+            if self.delay_seconds:
+                await asyncio.sleep(self.delay_seconds)
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                raise SynthesisFailed("fake engine failure (on request)")
         return build_wav(tone_for(request, self.sample_rate), sample_rate=self.sample_rate)
+
+    @contextlib.asynccontextmanager
+    async def _working(self) -> AsyncIterator[None]:
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            yield
+        finally:
+            self.active -= 1
 
     async def close(self) -> None:
         return None
@@ -95,9 +114,10 @@ class StreamingFakeEngine(FakeEngine):
         pcm = tone_for(request, self.sample_rate)
         size = -(-len(pcm) // self.chunks)
         size += size % 2
-        for index, offset in enumerate(range(0, len(pcm), size)):
-            if self.fail_after_chunks is not None and index >= self.fail_after_chunks:
-                raise SynthesisFailed("fake engine broke mid-stream (on request)")
-            await asyncio.sleep(self.chunk_delay)
-            yield pcm[offset : offset + size]
+        async with self._working():
+            for index, offset in enumerate(range(0, len(pcm), size)):
+                if self.fail_after_chunks is not None and index >= self.fail_after_chunks:
+                    raise SynthesisFailed("fake engine broke mid-stream (on request)")
+                await asyncio.sleep(self.chunk_delay)
+                yield pcm[offset : offset + size]
         self.finished_at = time.monotonic()
