@@ -59,6 +59,26 @@ class Settings(BaseSettings):
         description="Time one S3 request may take before the blob store counts as "
         "unavailable (503); S3 answers in milliseconds when healthy.",
     )
+    lease_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Single flight across instances: how long a synthesis lease lasts without "
+        "renewal (renewed every third of it while synthesizing). An instance killed while "
+        "synthesizing delays the others' takeover by at most this.",
+    )
+    lease_poll_seconds: float = Field(
+        0.05,
+        gt=0,
+        le=5,
+        description="How often a request waiting for another instance's synthesis looks for "
+        "its entry (a point read each time).",
+    )
+    lease_wait_seconds: float = Field(
+        140.0,
+        gt=0,
+        description="Longest wait for another instance's synthesis before synthesizing "
+        "anyway (above the engine start + synthesis deadlines, so it only trips on a hang).",
+    )
     max_upload_bytes: int = Field(
         6 * MIB, gt=0, description="Largest WAV accepted by the replace-file/details uploads."
     )
@@ -226,9 +246,11 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Interval at which in-memory hit counts are written to the database."
     )
     key_cache_seconds: float = Field(
-        2.0,
+        0.0,
         ge=0,
-        description="How long a verified API key is trusted before it is looked up again.",
+        description="How long a verified API key is trusted before it is looked up again. "
+        "0 (the default): every request looks it up (one indexed read), so a revoked key is "
+        "refused at once by every instance; a positive value lets it work that long.",
     )
     hot_path: bool = Field(
         True,

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
 from audiocache.cache.hits import HitCounter
+from audiocache.cache.leases import LeaseTimings, SynthesisLeases
 from audiocache.cache.service import CacheService
 from audiocache.cache.signing import Signer
 from audiocache.cache.variants import VariantCache
@@ -25,6 +26,7 @@ from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
 from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
+from audiocache.storage.leases_repo import LeaseRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
@@ -121,6 +123,14 @@ def build_services(
         default_provider=settings.default_provider,
         default_voice=settings.default_voice,
         max_text_chars=settings.max_text_chars,
+        leases=SynthesisLeases(
+            LeaseRepository(db),
+            LeaseTimings(
+                ttl_seconds=settings.lease_seconds,
+                poll_seconds=settings.lease_poll_seconds,
+                wait_seconds=settings.lease_wait_seconds,
+            ),
+        ),
     )
     return Services(
         settings=settings,

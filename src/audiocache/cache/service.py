@@ -19,6 +19,7 @@ from audiocache.cache.admission import admits, needs_counting, policy_for
 from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import cache_key
+from audiocache.cache.leases import SynthesisLeases
 from audiocache.cache.singleflight import SingleFlight
 from audiocache.cache.streaming import SharedStream
 from audiocache.cache.text import validate_text
@@ -77,8 +78,10 @@ class CacheService:
         default_voice: str,
         max_text_chars: int,
         degraded: StorageDegradation | None = None,
+        leases: SynthesisLeases | None = None,
     ) -> None:
         self.db = db
+        self.leases = leases  # single flight across instances; None: this process only
         self.degraded = degraded or StorageDegradation()
         self.entries = entries
         self.blobs = blobs
@@ -244,9 +247,20 @@ class CacheService:
     async def _synthesize_and_admit(
         self, agent: Agent, engine: Engine, request: SynthesisRequest, key: str
     ) -> SpeakResult:
-        audio = await engine.synthesize(request)
-        callers = self._flights.callers((agent.id, key)) or 1
-        return await self._admit(agent, engine, request, key, audio, callers)
+        if self.leases is None:
+            audio = await engine.synthesize(request)
+            callers = self._flights.callers((agent.id, key)) or 1
+            return await self._admit(agent, engine, request, key, audio, callers)
+        elsewhere = await self.leases.lead_or_wait(
+            agent.id, key, lambda: self.entries.find_by_key(agent.id, key)
+        )
+        if elsewhere is not None:  # another instance synthesized and stored it meanwhile
+            self.hits.add(elsewhere.id, self._flights.callers((agent.id, key)) or 1)
+            return SpeakResult(hit=True, entry=elsewhere)
+        async with self.leases.renewed(agent.id, key):
+            audio = await engine.synthesize(request)
+            callers = self._flights.callers((agent.id, key)) or 1
+            return await self._admit(agent, engine, request, key, audio, callers)
 
     async def _admit(
         self,

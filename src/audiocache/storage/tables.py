@@ -125,3 +125,13 @@ audio_variants = sa.Table(
     sa.Column("size_bytes", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+
+# Who is synthesizing a phrase right now, across instances: one live lease per phrase.
+synthesis_leases = sa.Table(
+    "synthesis_leases",
+    metadata,
+    sa.Column("agent_id", sa.String(128), primary_key=True),
+    sa.Column("cache_key", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=False),
+)
