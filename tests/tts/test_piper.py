@@ -216,3 +216,9 @@ async def test_a_synthesis_past_the_pools_limit_is_abandoned(piecewise: PiperEng
     assert asyncio.get_running_loop().time() - started < 3.0
     assert pool.running == 0
     assert _data(await pool.synthesize(SynthesisRequest(SHORT, VOICE)))
+
+
+def test_a_non_default_piece_size_is_a_new_model(engine: PiperEngine) -> None:
+    # Long texts are cut at other points, so they sound different: a new cache key.
+    other = PiperEngine(max_piece_chars=120)
+    assert other.model_for({}, VOICE) == engine.model_for({}, VOICE) + "-p120"

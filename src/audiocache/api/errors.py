@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audiocache.errors import (
     AudioCacheError,
+    Busy,
     PayloadTooLarge,
     RangeNotSatisfiable,
     RequestTimeout,
@@ -93,7 +94,9 @@ def domain_error_response(scope: Scope, exc: AudioCacheError) -> Response:
         # Unread body may still be on the way: close rather than drain it to keep the socket.
         headers["Connection"] = "close"
     if exc.status >= 500:
-        log.error(
+        # Refusals under load (ENGINE_BUSY, UPLOADS_BUSY) are the budget working: a warning.
+        log_at = log.warning if isinstance(exc, Busy) else log.error
+        log_at(
             "%s: %s (correlation id %s)",
             exc.error_code,
             exc.message,

@@ -126,12 +126,14 @@ class PiperEngine:
 
     def model_for(self, config: Mapping[str, Any], voice: str = "") -> str:
         """``piper<version>-<voice>-<sha12>``: the model file and the piper release (it
-        bundles its own phonemizer) both change the sound, so both are in the key."""
+        bundles its own phonemizer) both change the sound, so both are in the key; so does
+        the piece size when it is not the default (long texts are cut differently)."""
         if config.get("modelId"):
             return str(config["modelId"])
         pins = [voice] if voice in PINNED_SHA256 else sorted(PINNED_SHA256)
         voices = "+".join(f"{name}-{PINNED_SHA256[name][:12]}" for name in pins)
-        return f"piper{_piper_version()}-{voices}"
+        pieces = "" if self.max_piece_chars == MAX_PIECE_CHARS else f"-p{self.max_piece_chars}"
+        return f"piper{_piper_version()}-{voices}{pieces}"
 
     async def validate_voice(self, voice: str) -> None:
         if self._models is None:
