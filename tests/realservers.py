@@ -123,6 +123,23 @@ class PostgresCluster:
         self.psql(f'CREATE DATABASE "{name}"{suffix}')
         return self.url_of(name)
 
+    def dump(self, database: str, path: Path) -> None:
+        """``pg_dump -Fc`` (the backup the deployment guide describes)."""
+        args = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        tmp = self.root / f"{database}.dump"
+        _run(self._as_postgres(str(PG_BIN / "pg_dump"), *args, "-Fc", "-f", str(tmp), database))
+        path.write_bytes(tmp.read_bytes())
+
+    def restore(self, database: str, path: Path) -> str:
+        tmp = self.root / path.name
+        tmp.write_bytes(path.read_bytes())
+        if os.geteuid() == 0:
+            shutil.chown(tmp, "postgres", "postgres")
+        self.psql(f'CREATE DATABASE "{database}"')
+        args = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database]
+        _run(self._as_postgres(str(PG_BIN / "pg_restore"), *args, "--no-owner", str(tmp)))
+        return self.url_of(database)
+
     def drop_database(self, name: str) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
