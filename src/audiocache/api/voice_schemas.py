@@ -35,9 +35,8 @@ class UpdateVoiceRequest(BaseModel):
             "providerVoiceId": "provider_voice_id",
             "voiceMetadata": "metadata",
         }
-        changes = {
-            names[k]: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None
-        }
+        given = {k: getattr(self, k) for k in self.model_fields_set}
+        changes = {names[k]: v for k, v in given.items() if v is not None}
         if isinstance(self.config, VoiceTuningConfig):
             changes["config"] = self.config.as_config()
         return changes

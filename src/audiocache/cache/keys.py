@@ -48,7 +48,7 @@ def sound_config(config: Mapping[str, Any]) -> dict[str, Any]:
             # "fast" or NaN, which no engine uses either: leave it out rather than fail.
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
-            if isinstance(value, int) and abs(value) > 2**53 or not math.isfinite(value):
+            if (isinstance(value, int) and abs(value) > 2**53) or not math.isfinite(value):
                 continue
             out[name] = float(value)
         else:
