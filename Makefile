@@ -13,10 +13,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,neural]'
 	touch $(STAMP)
 
-# espeak-ng is the default engine; sox is the reference codec in tests.
+# espeak-ng is the default engine; sox is the reference codec in tests; PostgreSQL and
+# Ceph's radosgw (with a mon and an osd) are the real database and S3 server of the tests.
+SYSTEM_TOOLS := espeak-ng sox radosgw ceph-mon ceph-osd /usr/lib/postgresql/15/bin/initdb
+SYSTEM_PACKAGES := espeak-ng sox radosgw ceph-mon ceph-osd postgresql
 system-deps:
-	@if ! command -v espeak-ng >/dev/null || ! command -v sox >/dev/null; then \
-		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends espeak-ng sox; \
+	@missing=0; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi
 
 bench-deps: system-deps
@@ -29,6 +33,7 @@ run: system-deps $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/mypy
 
 test: system-deps $(STAMP) lint
 	$(VENV)/bin/pytest

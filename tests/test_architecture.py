@@ -42,3 +42,25 @@ def test_exported_members() -> None:
     assert exported == list(audiocache.__all__), "__all__ stays sorted"
     for name in exported:
         assert hasattr(audiocache, name)
+
+
+def test_no_method_shadows_the_list_builtin() -> None:
+    """A method named ``list`` makes ``list[...]`` in its own class body mean the method."""
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                names = {
+                    item.name
+                    for item in node.body
+                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                }
+                assert "list" not in names, f"{path}: {node.name}.list"
+
+
+def test_mypy_is_strict_on_the_domain() -> None:
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())["tool"]["mypy"]
+    strict = {m for o in config["overrides"] if o.get("strict") for m in o["module"]}
+    expected = {"audiocache.cache.*", "audiocache.storage.*", "audiocache.audio.*"}
+    assert expected | {"audiocache.tts.*", "audiocache.auth"} <= strict

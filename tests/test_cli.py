@@ -64,6 +64,26 @@ def test_agents_and_policy_commands(tmp_path: Path) -> None:
     assert run(data, "agents", "policy", "nobody", "always").returncode == 1
 
 
+def test_an_agent_id_used_by_two_accounts_needs_account(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for account in ("acme", "globex"):
+        made = run(data, "agents", "create", "--account", account, "--name", "F", "--agent-id", "f")
+        assert made.returncode == 0 and made.stdout.strip() == "f", made.stderr
+    ambiguous = run(data, "agents", "policy", "f", "always")
+    assert ambiguous.returncode == 1 and "--account" in ambiguous.stderr
+    assert "acme, globex" in ambiguous.stderr
+    assert run(data, "agents", "policy", "f", "always", "--account", "globex").returncode == 0
+    for account, admission in (("acme", "default"), ("globex", "always")):
+        listed = json.loads(run(data, "agents", "list", account, "--json").stdout)
+        assert [(a["agentId"], a["admission"]) for a in listed] == [("f", admission)]
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("Hello\n")
+    warm = run(data, "warm", "--agent", "f", str(phrases))
+    assert warm.returncode == 1 and "--account" in warm.stderr
+    regen = run(data, "regenerate", "--agent", "f", "1")
+    assert regen.returncode == 1 and "--account" in regen.stderr
+
+
 def test_check_and_gc_on_an_empty_install(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert run(data, "init").returncode == 0

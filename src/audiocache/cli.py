@@ -19,6 +19,7 @@ from audiocache.cache.warmup import WarmReport, parse_phrases, warm_up
 from audiocache.config import Settings, settings_markdown
 from audiocache.errors import AudioCacheError
 from audiocache.logs import configure_logging
+from audiocache.models import Agent
 from audiocache.services import Services, build_services
 from audiocache.storage import gc
 
@@ -34,6 +35,10 @@ DataDir = Annotated[
     Path | None, typer.Option("--data-dir", help="Data folder (env AUDIOCACHE_DATA_DIR).")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AccountOption = Annotated[
+    str | None,
+    typer.Option(help="The agent's account (needed when several accounts use that agent id)."),
+]
 
 
 def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
@@ -159,7 +164,7 @@ def keys_list(
     """List keys (never the keys themselves)."""
 
     async def work(services: Services) -> list[Any]:
-        return await services.keys.list(account)
+        return await services.keys.list_keys(account)
 
     rows = [
         {
@@ -193,10 +198,10 @@ def agents_list(account: str, data_dir: DataDir = None, as_json: AsJson = False)
     """List an account's agents."""
 
     async def work(services: Services) -> list[Any]:
-        return await services.agents.list(account)
+        return await services.agents.list_for_account(account)
 
     rows = [
-        {"agentId": a.id, "name": a.name, "voice": a.voice_id, "admission": a.admission}
+        {"agentId": a.public_id, "name": a.name, "voice": a.voice_id, "admission": a.admission}
         for a in _with_services(_settings(data_dir), work)
     ]
     _present(rows, as_json, title=f"Agents of {account}")
@@ -225,7 +230,7 @@ def agents_create(
             voice_id=voice,
         )
 
-    print(_with_services(_settings(data_dir), work).id)
+    print(_with_services(_settings(data_dir), work).public_id)
 
 
 @agents_app.command("policy")
@@ -234,15 +239,13 @@ def agents_policy(
     admission: Annotated[str, typer.Argument(help="default | always | never | min_hits")],
     min_hits: Annotated[int | None, typer.Option(help="With min_hits.")] = None,
     window_seconds: Annotated[int | None, typer.Option(help="With min_hits.")] = None,
+    account: AccountOption = None,
     data_dir: DataDir = None,
 ) -> None:
     """Set when an agent's synthesized phrases are stored."""
 
     async def work(services: Services) -> None:
-        agent = await services.agents.agents.get(agent_id)
-        if agent is None:
-            console.print(f"no agent {agent_id}")
-            raise typer.Exit(1)
+        agent = await _agent(services, agent_id, account)
         await services.agents.set_policy(agent, admission, min_hits, window_seconds)
 
     _with_services(_settings(data_dir), work)
@@ -254,6 +257,7 @@ def warm(
     file: Annotated[typer.FileText, typer.Argument(help="Phrases: one a line, or JSON lines.")],
     agent: Annotated[str, typer.Option(help="Agent to warm.")],
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Syntheses at once.")] = 4,
+    account: AccountOption = None,
     data_dir: DataDir = None,
 ) -> None:
     """Synthesize and pin phrases ahead of time; run it again to finish what is left."""
@@ -264,10 +268,7 @@ def warm(
         console.print(f"line {line}: {reason}")
 
     async def work(services: Services) -> WarmReport:
-        found = await services.agents.agents.get(agent)
-        if found is None:
-            console.print(f"no agent {agent}")
-            raise typer.Exit(1)
+        found = await _agent(services, agent, account)
         columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("warming", total=len(phrases))
@@ -303,15 +304,17 @@ def warm(
 def regenerate(
     entry_ids: Annotated[list[int], typer.Argument(help="Entry ids to synthesize again.")],
     agent: Annotated[str, typer.Option(help="The entries' agent.")],
+    account: AccountOption = None,
     data_dir: DataDir = None,
 ) -> None:
     """Synthesize entries again in place with their voice and settings."""
 
     async def work(services: Services) -> int:
+        found = await _agent(services, agent, account)
         failed = 0
         for entry_id in entry_ids:
             try:
-                entry = await services.cache.get_entry(agent, entry_id)
+                entry = await services.cache.get_entry(found.id, entry_id)
                 await services.cache.regenerate(entry)
                 console.print(f"{entry_id}: regenerated")
             except AudioCacheError as exc:
@@ -357,6 +360,16 @@ def collect(
     _present_report(report, as_json)
     if report.rows_without_blob:
         raise typer.Exit(1)
+
+
+async def _agent(services: Services, agent_id: str, account: str | None) -> Agent:
+    """An agent named on the command line; exit 1 with the reason if it is unknown or the
+    id is used in several accounts and no --account says which."""
+    try:
+        return await services.agents.named(agent_id, account)
+    except AudioCacheError as exc:
+        console.print(exc.message)
+        raise typer.Exit(1) from exc
 
 
 def _present_report(report: gc.Report, as_json: bool) -> None:

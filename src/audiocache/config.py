@@ -30,8 +30,32 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL of the metadata database; "
         "default: sqlite+aiosqlite:///<data_dir>/audiocache.db.",
     )
+    database_busy_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a SQLite write waits for another writer's lock before it "
+        "gives up (503; the runtime path then answers without storing). Writes hold the lock "
+        "for milliseconds, so 30 s is only reached when something is stuck.",
+    )
     blob_dir: Path | None = Field(
         None, description="Folder of the content-addressed audio blobs; default: <data_dir>/blobs."
+    )
+    blob_url: str | None = Field(
+        None,
+        description="Object storage for the audio blobs, as s3://bucket/prefix (any "
+        "S3-compatible server); default: the local blob folder.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint, e.g. http://127.0.0.1:7480; default: AWS for the region."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region (signing and endpoint).")
+    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    s3_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Time one S3 request may take before the blob store counts as "
+        "unavailable (503); S3 answers in milliseconds when healthy.",
     )
     max_upload_bytes: int = Field(
         6 * MIB, gt=0, description="Largest WAV accepted by the replace-file/details uploads."
@@ -113,8 +137,15 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(
         None,
-        description="Base URL clients reach this service at, used in signed sample links; "
-        "default: the request's own base URL.",
+        description="Base URL clients reach this service at, used in signed sample links. "
+        "Unset: the request's own base URL if its Host is a trusted host, else the address "
+        "the connection reached (never an arbitrary Host header).",
+    )
+    trusted_hosts: str = Field(
+        "localhost,127.0.0.1,::1",
+        description="Comma-separated host names a request's Host header may name to be used "
+        "in sample links when no public URL is set ('*' trusts any); the bind host is always "
+        "trusted. Default: loopback only, so a forged Host cannot plant a foreign link.",
     )
     signing_secret: str | None = Field(
         None,
@@ -143,6 +174,11 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "wb") as out:
                 out.write(secrets.token_bytes(32))
         return path.read_bytes()
+
+    def trusted_host_names(self) -> frozenset[str]:
+        """Lower-case host names (no port) trusted in a Host header, the bind host included."""
+        names = {n.strip().strip("[]").lower() for n in self.trusted_hosts.split(",")}
+        return frozenset(n for n in {*names, self.host.strip("[]").lower()} if n)
 
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.data_dir / "blobs").resolve()

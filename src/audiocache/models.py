@@ -41,8 +41,9 @@ class AdmissionPolicy:
 
 @dataclass(frozen=True)
 class Agent:
-    id: str
+    id: str  # internal: entries and cache keys refer to it; never shown to clients
     account_id: str
+    public_id: str  # the agentId clients use, unique within the account
     name: str
     greeting: str
     language_code: str

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from pydantic import SecretStr
 
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
@@ -73,8 +76,11 @@ def build_services(
     engines: list[Engine] | None = None,
     blobs: BlobStore | None = None,
 ) -> Services:
-    db = Database(settings.resolved_database_url())
-    blob_store = blobs or FilesystemBlobStore(settings.resolved_blob_dir())
+    db = Database(
+        settings.resolved_database_url(),
+        busy_timeout_seconds=settings.database_busy_timeout_seconds,
+    )
+    blob_store = blobs or blob_store_for(settings)
     registry = EngineRegistry(engines if engines is not None else default_engines(settings))
     keys = ApiKeyRepository(db)
     entries = EntryRepository(db)
@@ -111,8 +117,27 @@ def build_services(
         cache=cache,
         agents=AgentService(AgentRepository(db), cache),
         voices=voices,
-        variants=VariantCache(VariantRepository(db), blob_store),
+        variants=VariantCache(VariantRepository(db), blob_store, cache.degraded),
         hits=hits,
+    )
+
+
+def blob_store_for(settings: Settings) -> BlobStore:
+    """The S3 bucket of ``blob_url`` if set, else the local blob folder."""
+    if settings.blob_url is None:
+        return FilesystemBlobStore(settings.resolved_blob_dir())
+    from audiocache.storage.blobs.s3 import S3BlobStore, S3Location
+
+    secret = settings.s3_secret_access_key
+    return S3BlobStore(
+        S3Location.from_url(
+            settings.blob_url,
+            endpoint=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+            timeout_seconds=settings.s3_timeout_seconds,
+        )
     )
 
 
@@ -137,7 +162,7 @@ def cloud_engines(settings: Settings) -> list[Engine]:
         deadline_seconds=settings.cloud_deadline_seconds,
         attempt_timeout_seconds=settings.cloud_attempt_timeout_seconds,
     )
-    simple = {
+    simple: dict[str, tuple[Callable[..., Engine], SecretStr | None]] = {
         "eleven_labs": (cloud.ElevenLabsEngine, settings.eleven_labs_api_key),
         "openai": (cloud.OpenAIEngine, settings.openai_api_key),
         "google": (cloud.GoogleEngine, settings.google_api_key),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -65,9 +64,9 @@ def assert_no_content(response: httpx.Response) -> None:
     assert response.content == b""
 
 
-def blob_files(api: Api) -> set[str]:
-    root = Path(api.services.settings.resolved_blob_dir())
-    return {p.name for p in root.rglob("*") if p.is_file()}
+async def blob_files(api: Api) -> set[str]:
+    """Hashes of the blobs in the store, whichever backend holds them."""
+    return {blob.sha256 async for blob in api.services.blobs.iter_blobs()}
 
 
 def etag_sha(response: httpx.Response) -> str:

@@ -31,11 +31,11 @@ from support import Api, assert_envelope, sine_wav
 
 async def test_delete_entry_success_then_404(api: Api, entry_id: str) -> None:
     sha = etag_sha(await download(api, entry_id))
-    assert sha in blob_files(api)
+    assert sha in await blob_files(api)
     r = await api.client.delete(f"{BASE}/{entry_id}", headers=api.headers)
     assert assert_json(r) == {"success": True}
     assert (await api.entries(AGENT))["totalCount"] == 0
-    assert sha not in blob_files(api)
+    assert sha not in await blob_files(api)
     again = await api.client.delete(f"{BASE}/{entry_id}", headers=api.headers)
     assert_envelope(again, 404, "NOT_FOUND")
     assert_envelope(await download(api, entry_id), 404, "NOT_FOUND")
@@ -104,7 +104,7 @@ async def test_preview_returns_audio_and_stores_nothing(
     api: Api, entry_id: str, fake_engine: Any
 ) -> None:
     listed_before = await api.entries(AGENT)
-    blobs_before = blob_files(api)
+    blobs_before = await blob_files(api)
     calls_before = len(fake_engine.calls)
     r = await preview(api, entry_id, {"text": "A brand new line", "config": {"speed": 1.2}})
     assert_wav(r)
@@ -113,7 +113,7 @@ async def test_preview_returns_audio_and_stores_nothing(
     assert (call.text, call.voice, call.language) == ("A brand new line", "alpha", "en-US")
     assert call.config == {"speed": 1.2}
     assert await api.entries(AGENT) == listed_before
-    assert blob_files(api) == blobs_before
+    assert await blob_files(api) == blobs_before
 
 
 async def test_preview_uses_the_given_language(api: Api, entry_id: str, fake_engine: Any) -> None:

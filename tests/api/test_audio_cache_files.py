@@ -241,7 +241,7 @@ async def test_replace_file_releases_the_old_blob(api: Api, entry_id: str) -> No
     assert_no_content(await replace_file(api, entry_id, sine_wav()))
     new_sha = etag_sha(await download(api, entry_id))
     assert new_sha != old_sha
-    assert new_sha in blob_files(api) and old_sha not in blob_files(api)
+    assert new_sha in await blob_files(api) and old_sha not in await blob_files(api)
 
 
 @pytest.mark.parametrize(

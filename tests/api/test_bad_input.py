@@ -47,12 +47,10 @@ async def snapshot(api: Api) -> dict[str, Any]:
         for name in sorted(set(metadata.tables) | set(on_disk)):
             rows = (await conn.execute(sa.text(f'select * from "{name}"'))).all()
             tables[name] = sorted(repr(tuple(row)) for row in rows)
-    root = services.settings.resolved_blob_dir()
-    blobs = {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
+    blobs = {}
+    async for blob in services.blobs.iter_blobs():
+        data = await services.blobs.read(blob.sha256)
+        blobs[blob.sha256] = hashlib.sha256(data or b"").hexdigest()
     assert tables["audio_cache_entries"], "the snapshot should see the seeded entry"
     assert blobs, "the snapshot should see the seeded entry's blob"
     return {"tables": tables, "blobs": blobs}

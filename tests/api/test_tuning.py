@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from support import Api, assert_envelope, sine_wav
 
 from audiocache.cache.tuning_audit import audit_stored_tuning
 from audiocache.services import build_services
+from audiocache.storage.tables import entries, voices
 from audiocache.tts.espeak import EspeakEngine
 
 AGENT = "bot"
@@ -184,22 +185,21 @@ async def poisoned(api: Api) -> dict[str, str]:
     voice = r.json()["voice"]["id"]
     await api.create_agent(AGENT, voice=voice)
     entry = await api.seed_entry(AGENT, "Thanks for calling")
-    with sqlite3.connect(database(api)) as db:
-        db.execute("UPDATE voices SET config_json = ? WHERE id = ?", (BAD_STORED, voice))
-        db.execute(
-            "UPDATE audio_cache_entries SET config_json = ? WHERE id = ?",
-            (BAD_STORED_ENTRY, int(entry)),
-        )
+    await store_config(api, voices, voice, BAD_STORED)
+    await store_config(api, entries, int(entry), BAD_STORED_ENTRY)
     return {"voice": voice, "entry": entry}
 
 
-def database(api: Api) -> Path:
-    return api.services.settings.resolved_blob_dir().parent / "audiocache.db"
+async def store_config(api: Api, table: sa.Table, row_id: str | int, raw: str) -> None:
+    """Straight into the database (SQLite or PostgreSQL), past every check of the API."""
+    async with api.services.db.write() as conn:
+        await conn.execute(table.update().where(table.c.id == row_id).values(config_json=raw))
 
 
-def stored_config(api: Api, table: str, row_id: str | int) -> Any:
-    with sqlite3.connect(database(api)) as db:
-        (raw,) = db.execute(f"SELECT config_json FROM {table} WHERE id = ?", (row_id,)).fetchone()
+async def stored_config(api: Api, table: sa.Table, row_id: str | int) -> Any:
+    query = sa.select(table.c.config_json).where(table.c.id == row_id)
+    async with api.services.db.read() as conn:
+        raw = (await conn.execute(query)).scalar_one()
     return json.loads(raw)
 
 
@@ -226,27 +226,23 @@ async def test_stored_bad_tuning_never_becomes_a_500(api: Api, poisoned: dict[st
     got = (await api.client.get(f"{LIBRARY}/{voice}", headers=api.headers)).json()
     assert got["voice"]["config"] == {}
     # The regenerate wrote the repaired config back.
-    assert stored_config(api, "audio_cache_entries", int(entry)) == {}
+    assert await stored_config(api, entries, int(entry)) == {}
 
 
 async def test_a_patch_writes_the_repaired_config(api: Api, poisoned: dict[str, str]) -> None:
     voice = poisoned["voice"]
     r = await api.client.patch(f"{LIBRARY}/{voice}", json={"name": "Renamed"}, headers=api.headers)
     assert r.status_code == 200, r.text
-    assert stored_config(api, "voices", voice) == {}
+    assert await stored_config(api, voices, voice) == {}
     r = await api.client.patch(
         f"{LIBRARY}/{voice}", json={"config": {"speed": 1.5}}, headers=api.headers
     )
-    assert stored_config(api, "voices", voice) == {"speed": 1.5}
+    assert await stored_config(api, voices, voice) == {"speed": 1.5}
 
 
 async def test_stored_repair_keeps_the_valid_fields(api: Api, poisoned: dict[str, str]) -> None:
     voice = poisoned["voice"]
-    with sqlite3.connect(database(api)) as db:
-        db.execute(
-            "UPDATE voices SET config_json = ? WHERE id = ?",
-            ('{"volume": 1e308, "speed": 1.5, "style": [1]}', voice),
-        )
+    await store_config(api, voices, voice, '{"volume": 1e308, "speed": 1.5, "style": [1]}')
     got = (await api.client.get(f"{LIBRARY}/{voice}", headers=api.headers)).json()
     assert got["voice"]["config"] == {"speed": 1.5}
 
@@ -256,7 +252,7 @@ async def test_start_up_reports_stored_bad_tuning(
 ) -> None:
     audit = await audit_stored_tuning(api.services.db)
     assert audit.voices == [poisoned["voice"]]
-    assert audit.agents == [AGENT]
+    assert audit.agents == [f"acme/{AGENT}"]
     assert audit.entries == [int(poisoned["entry"])]
     # Services.start runs it: a second process on the same data logs the ids.
     other = build_services(api.services.settings, engines=[EspeakEngine()])

@@ -11,6 +11,7 @@ import pytest
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.blobs.fs import FilesystemBlobStore
 from audiocache.storage.blobs.memory import MemoryBlobStore
+from audiocache.storage.blobs.s3 import S3BlobStore, S3Location
 
 
 @pytest.fixture
@@ -23,7 +24,12 @@ def memory_store() -> MemoryBlobStore:
     return MemoryBlobStore()
 
 
-@pytest.fixture(params=["fs_store", "memory_store"])
+@pytest.fixture
+def s3_store(s3_location: S3Location) -> S3BlobStore:
+    return S3BlobStore(s3_location)
+
+
+@pytest.fixture(params=["fs_store", "s3_store", "memory_store"])
 def blob_store(request: pytest.FixtureRequest) -> BlobStore:
     store = request.getfixturevalue(request.param)
     assert isinstance(store, BlobStore)

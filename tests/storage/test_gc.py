@@ -40,7 +40,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}")
     await database.migrate()
     await AgentRepository(database).create(
-        id="bot", account_id="acme", name="Bot", greeting="hi", language_code="en-US"
+        public_id="bot", account_id="acme", name="Bot", greeting="hi", language_code="en-US"
     )
     yield database
     await database.close()

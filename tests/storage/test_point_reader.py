@@ -13,6 +13,11 @@ from audiocache.storage.keys_repo import hash_key
 from audiocache.storage.tables import entries
 
 
+@pytest.fixture
+def backend() -> str:
+    return "sqlite+fs"  # the sqlite3 point reader; PostgreSQL has none yet
+
+
 async def through_sqlalchemy(api: Api, statement: Any, params: dict[str, Any]) -> Any:
     async with api.services.db.read() as conn:
         row = (await conn.execute(statement, params)).first()

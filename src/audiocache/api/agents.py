@@ -32,7 +32,7 @@ async def list_agents(
     accountId: str, principal: Principal = caller(READ), services: Services = ServicesDep
 ) -> list[AgentResponse]:
     _own_account(principal, accountId)
-    return [AgentResponse.of(a) for a in await services.agents.list(accountId)]
+    return [AgentResponse.of(a) for a in await services.agents.list_for_account(accountId)]
 
 
 @router.post(

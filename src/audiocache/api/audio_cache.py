@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from audiocache.api.audio_response import BlobResponse, blob_response
+from audiocache.api.audio_response import BlobResponse, audio_response
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import (
@@ -159,12 +159,8 @@ async def file_response(
     if entry is None:
         raise NotFound("Audio cache entry not found")
     audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
-    return await blob_response(
-        services.blobs,
-        audio.sha256,
-        audio.size,
-        media_type=audio.media_type,
-        filename=filename_for(entry.audio_filename or f"{entry.id}.wav", fmt),
+    return await audio_response(
+        services.blobs, audio, filename=filename_for(entry.audio_filename or f"{entry.id}.wav", fmt)
     )
 
 
@@ -305,7 +301,9 @@ async def bulk_delete(
         except InvalidId:
             continue
     deleted_ids = set(await services.cache.delete_entries(agent.id, sorted(set(numeric.values()))))
-    deleted, failed, seen = [], [], set()
+    deleted: list[str] = []
+    failed: list[str] = []
+    seen: set[str] = set()
     for raw in body.ids:
         if raw in seen:
             continue

@@ -17,8 +17,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from audiocache.api.errors import correlation_id, envelope_bytes
+from audiocache.cache.variants import StoredAudio
 from audiocache.errors import RangeNotSatisfiable, StorageUnavailable
-from audiocache.storage.blobs.base import BlobStore
+from audiocache.storage.blobs.base import CHUNK, BlobStore
 
 MAX_RANGES = 20
 Opener = Callable[[int, int], AsyncIterator[bytes]]
@@ -93,6 +94,40 @@ async def blob_response(
     )
 
 
+async def audio_response(
+    blobs: BlobStore,
+    audio: StoredAudio,
+    *,
+    filename: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> BlobResponse:
+    """A stored blob, or a conversion storage could not keep (served from memory, with the
+    same ETag, ranges and headers it would have had once stored)."""
+    if audio.data is None:
+        return await blob_response(
+            blobs,
+            audio.sha256,
+            audio.size,
+            media_type=audio.media_type,
+            filename=filename,
+            extra_headers=extra_headers,
+        )
+    data = audio.data
+    return BlobResponse(
+        open=lambda start, end: _slices(data, start, end),
+        size=len(data),
+        etag=audio.sha256,
+        media_type=audio.media_type,
+        filename=filename,
+        extra_headers=extra_headers,
+    )
+
+
+async def _slices(data: bytes, start: int, end: int) -> AsyncIterator[bytes]:
+    for position in range(start, end, CHUNK):
+        yield data[position : min(position + CHUNK, end)]
+
+
 class BlobResponse(Response):
     """An ASGI response for one blob; ``open`` yields bytes [start, end) of it.
 
@@ -112,13 +147,13 @@ class BlobResponse(Response):
         self.open = open
         self.size = size
         self.etag = f'"{etag}"'
-        self.media_type = media_type
+        self.media_type = self._content_type = media_type
         self.filename = filename
         self.extra_headers = extra_headers or {}
         self.status_code = 200
         self.background: BackgroundTask | None = None
 
-    def _headers(self, length: int, content_type: str) -> list[tuple[bytes, bytes]]:
+    def _header_block(self, length: int, content_type: str) -> list[tuple[bytes, bytes]]:
         headers = {
             "content-type": content_type,
             "content-length": str(length),
@@ -175,13 +210,13 @@ class BlobResponse(Response):
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": self._headers(self.size, self.media_type),
+                "headers": self._header_block(self.size, self._content_type),
             }
         )
         await self._stream(send, 0, self.size, head_only, last=True)
 
     async def _send_single(self, send: Send, head_only: bool, start: int, end: int) -> None:
-        headers = self._headers(end - start, self.media_type)
+        headers = self._header_block(end - start, self._content_type)
         headers.append((b"content-range", f"bytes {start}-{end - 1}/{self.size}".encode()))
         await send({"type": "http.response.start", "status": 206, "headers": headers})
         await self._stream(send, start, end, head_only, last=True)
@@ -203,7 +238,7 @@ class BlobResponse(Response):
             {
                 "type": "http.response.start",
                 "status": 206,
-                "headers": self._headers(length, content_type),
+                "headers": self._header_block(length, content_type),
             }
         )
         if head_only:

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -62,7 +63,7 @@ def envelope_bytes(correlation: str, code: str, message: str) -> bytes:
 
 
 def error_response(
-    scope: Scope, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    scope: Scope, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
         envelope_bytes(correlation_id(scope), code, message),

@@ -128,7 +128,7 @@ class AgentResponse(BaseModel):
     def of(cls, agent: Agent) -> AgentResponse:
         return cls(
             accountId=agent.account_id,
-            agentId=agent.id,
+            agentId=agent.public_id,
             agentName=agent.name,
             createdAt=as_utc(agent.created_at).isoformat(),
             updatedAt=as_utc(agent.updated_at).isoformat(),

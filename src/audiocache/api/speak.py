@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request, Response
 from starlette.responses import StreamingResponse
 
-from audiocache.api.audio_response import blob_response
+from audiocache.api.audio_response import audio_response
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
@@ -108,10 +108,4 @@ async def _respond(
         return Response(audio, media_type=fmt.media_type, headers=headers)
     assert result.entry is not None
     stored = await services.variants.stored(result.entry.blob_sha256, result.entry.size_bytes, fmt)
-    return await blob_response(
-        services.blobs,
-        stored.sha256,
-        stored.size,
-        media_type=stored.media_type,
-        extra_headers=headers,
-    )
+    return await audio_response(services.blobs, stored, extra_headers=headers)

@@ -18,6 +18,7 @@ from audiocache.api.voice_schemas import (
     VoiceResponse,
     VoiceSampleResponse,
 )
+from audiocache.config import Settings
 from audiocache.errors import NotFound
 from audiocache.models import Principal
 from audiocache.services import Services
@@ -25,6 +26,24 @@ from audiocache.services import Services
 router = APIRouter(tags=["Voice Library"])
 READ, WRITE = "voice_library:read", "voice_library:write"
 BASE = "/v1/accounts/{accountId}/voice-library"
+
+
+def sample_link_base(request: Request, settings: Settings) -> str:
+    """Where a sample link points: the public URL; else the request's own base URL when its
+    Host is trusted; else the address this connection reached, which a client cannot forge."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    trusted = settings.trusted_host_names()
+    host = (request.url.hostname or "").lower()
+    if "*" in trusted or host in trusted:
+        return str(request.base_url).rstrip("/")
+    server = request.scope.get("server")
+    address, port = (server[0], server[1]) if server else (settings.host, settings.port)
+    if ":" in address:
+        address = f"[{address}]"
+    default_port = {"http": 80, "https": 443}.get(request.url.scheme)
+    netloc = address if port in (None, default_port) else f"{address}:{port}"
+    return f"{request.url.scheme}://{netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
 
 def _own_account(principal: Principal, account_id: str) -> None:
@@ -49,7 +68,7 @@ async def list_voices(
     services: Services = ServicesDep,
 ) -> ListVoicesResponse:
     _own_account(principal, accountId)
-    found = await services.voices.list(
+    found = await services.voices.search(
         accountId, language=language, gender=gender, provider=provider, is_poly_voice=isPolyVoice
     )
     return ListVoicesResponse(voices=[VoiceResponse.of(v) for v in found])
@@ -137,7 +156,7 @@ async def voice_sample(
 ) -> VoiceSampleResponse:
     _own_account(principal, accountId)
     link = await services.voices.sample(await services.voices.get(accountId, voiceId))
-    base = services.settings.public_url or str(request.base_url).rstrip("/")
+    base = sample_link_base(request, services.settings)
     return VoiceSampleResponse(
         voiceId=link.voice_id,
         sampleUrl=base + link.url_path,

@@ -43,7 +43,8 @@ _BIT_LENGTH = np.array([n.bit_length() for n in range(128)], dtype=np.int32)
 
 def _segment(value: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
     """Segment number: the bit length of ``value >> 8`` (0 below 256, 7 for 16384..32767)."""
-    return _BIT_LENGTH[value >> 8]
+    segment: npt.NDArray[np.int32] = _BIT_LENGTH[value >> 8]
+    return segment
 
 
 def _ulaw_compress(x: npt.NDArray[np.int32]) -> CodeArray:
@@ -52,7 +53,8 @@ def _ulaw_compress(x: npt.NDArray[np.int32]) -> CodeArray:
     magnitude = np.minimum(np.abs(x), ULAW_CLIP) + ULAW_BIAS
     exponent = _segment(magnitude)  # biased magnitude is in [2**(e+7), 2**(e+8))
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+    codes: CodeArray = (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
+    return codes
 
 
 def _alaw_compress(x: npt.NDArray[np.int32]) -> CodeArray:
@@ -62,7 +64,8 @@ def _alaw_compress(x: npt.NDArray[np.int32]) -> CodeArray:
     exponent = _segment(magnitude)
     shift = np.where(exponent == 0, 4, exponent + 3)
     mantissa = (magnitude >> shift) & 0x0F
-    return ((sign | (exponent << 4) | mantissa) ^ ALAW_MASK).astype(np.uint8)
+    codes: CodeArray = ((sign | (exponent << 4) | mantissa) ^ ALAW_MASK).astype(np.uint8)
+    return codes
 
 
 @cache

@@ -71,18 +71,20 @@ def _resample(samples: Float32Array, in_rate: int, out_rate: int) -> Float32Arra
     target = output_frames(len(samples), in_rate, out_rate)
     if in_rate == out_rate:
         return samples
-    out = soxr.resample(samples, in_rate, out_rate, quality=RESAMPLE_QUALITY)
+    out: Float32Array = soxr.resample(samples, in_rate, out_rate, quality=RESAMPLE_QUALITY)
     if len(out) > target:
         return out[:target]
     if len(out) < target:
-        return np.concatenate([out, np.zeros(target - len(out), dtype=out.dtype)])
+        padded: Float32Array = np.concatenate([out, np.zeros(target - len(out), dtype=out.dtype)])
+        return padded
     return out
 
 
 def to_int16(samples: npt.NDArray[np.floating]) -> Int16Array:
     """Float samples (full scale = 1.0) to int16, rounded to nearest and clipped."""
     scaled = np.rint(np.asarray(samples) * 32768)  # a power of two: exact in float32
-    return np.clip(scaled, -32768, 32767).astype("<i2")
+    clipped: Int16Array = np.clip(scaled, -32768, 32767).astype("<i2")
+    return clipped
 
 
 def transcode(wav: bytes, fmt: OutputFormat) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 from audiocache.cache.admission import validate_policy
 from audiocache.cache.keys import cache_key
 from audiocache.cache.service import CacheService
-from audiocache.errors import NotFound
+from audiocache.errors import InvalidInput, NotFound
 from audiocache.models import Agent, Entry
 from audiocache.storage.agents_repo import AgentRepository
 
@@ -19,13 +19,30 @@ class AgentService:
         self.cache = cache
 
     async def owned(self, account_id: str, agent_id: str) -> Agent:
-        agent = await self.agents.get(agent_id)
-        if agent is None or agent.account_id != account_id:
+        """The account's agent of that (public) id; another account's is simply not there."""
+        agent = await self.agents.find(account_id, agent_id)
+        if agent is None:
             raise NotFound(f"Agent {agent_id!r} not found")
         return agent
 
-    async def list(self, account_id: str) -> list[Agent]:
-        return await self.agents.list(account_id)
+    async def named(self, agent_id: str, account_id: str | None = None) -> Agent:
+        """For the CLI, which acts for no account: the agent of that public id in the given
+        account, or the only one of that id in any account."""
+        if account_id is not None:
+            return await self.owned(account_id, agent_id)
+        found = await self.agents.with_public_id(agent_id)
+        if not found:
+            raise NotFound(f"Agent {agent_id!r} not found")
+        if len(found) > 1:
+            accounts = ", ".join(sorted(a.account_id for a in found))
+            raise InvalidInput(
+                f"Agent id {agent_id!r} exists in several accounts ({accounts}); "
+                "name the account with --account"
+            )
+        return found[0]
+
+    async def list_for_account(self, account_id: str) -> list[Agent]:
+        return await self.agents.list_for_account(account_id)
 
     async def create(
         self,
@@ -39,7 +56,7 @@ class AgentService:
         llm_model_id: str | None = None,
     ) -> Agent:
         return await self.agents.create(
-            id=agent_id or new_agent_id(),
+            public_id=agent_id or new_agent_id(),
             account_id=account_id,
             name=name,
             greeting=greeting,
@@ -55,11 +72,10 @@ class AgentService:
 
     async def duplicate(self, agent: Agent, *, name: str, new_id: str | None = None) -> Agent:
         """One transaction: the copy and all its entries exist together, or neither does."""
-        copy_id = new_id or new_agent_id()
 
-        def rekey(entry: Entry) -> str:
+        def rekey(entry: Entry, copy_internal_id: str) -> str:
             return cache_key(
-                agent_id=copy_id,
+                agent_id=copy_internal_id,
                 provider=entry.provider,
                 voice=entry.provider_voice_id,
                 model=entry.model,
@@ -68,7 +84,9 @@ class AgentService:
                 config=entry.config,
             )
 
-        return await self.agents.duplicate(agent.id, rekey, id=copy_id, name=name)
+        return await self.agents.duplicate(
+            agent.id, rekey, public_id=new_id or new_agent_id(), name=name
+        )
 
     async def set_policy(
         self, agent: Agent, mode: str, min_hits: int | None, window_seconds: int | None
@@ -80,7 +98,7 @@ class AgentService:
             "admission_window_seconds": window_seconds if mode == "min_hits" else None,
         }
         await self.agents.update(agent.id, **values)
-        return await self.owned(agent.account_id, agent.id)
+        return await self.owned(agent.account_id, agent.public_id)
 
 
 def new_agent_id() -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from audiocache.audio.wav import WavInfo, build_wav, parse_wav
 from audiocache.cache.admission import admits, needs_counting, policy_for
+from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import cache_key
 from audiocache.cache.singleflight import SingleFlight
@@ -23,7 +24,13 @@ from audiocache.cache.streaming import SharedStream
 from audiocache.cache.text import validate_text
 from audiocache.cache.tuning import repair_tuning, validate_tuning
 from audiocache.cache.voices import VoiceLibrary, canonical_provider
-from audiocache.errors import InvalidVoice, NotFound, ProviderUnavailable, SynthesisFailed
+from audiocache.errors import (
+    InvalidVoice,
+    NotFound,
+    ProviderUnavailable,
+    StorageUnavailable,
+    SynthesisFailed,
+)
 from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
@@ -70,8 +77,10 @@ class CacheService:
         default_provider: str,
         default_voice: str,
         max_text_chars: int,
+        degraded: StorageDegradation | None = None,
     ) -> None:
         self.db = db
+        self.degraded = degraded or StorageDegradation()
         self.entries = entries
         self.blobs = blobs
         self.engines = engines
@@ -169,16 +178,6 @@ class CacheService:
         )
         return result
 
-    async def _usable_entry(self, agent: Agent, prepared: Prepared) -> Entry | None:
-        """The cached entry for a request, if its audio is really there. An entry whose blob
-        was lost is synthesized again in place (logged loudly), so callers keep being served."""
-        entry = await self.entries.find_by_key(agent.id, prepared.key)
-        if entry is None or await self.blobs.stat(entry.blob_sha256) is not None:
-            return entry
-        log.error("entry %s lost its audio %s; synthesizing it again", entry.id, entry.blob_sha256)
-        audio = await prepared.engine.synthesize(prepared.request)
-        return await self._replace(entry, audio, parse_wav(audio), {})
-
     async def warm(
         self,
         agent: Agent,
@@ -239,6 +238,7 @@ class CacheService:
             "cache_key": key,
             "config": config,
             "regenerated": True,
+            "imported": False,  # the hand-made take, if any, is gone
             "audio_filename": None,
         }
         return await self._replace(entry, audio, parse_wav(audio), changes)
@@ -265,20 +265,29 @@ class CacheService:
         """Store a fresh synthesis if the agent's admission policy lets it in."""
         info = parse_wav(audio)
         policy = policy_for(agent, self.default_policy)
-        requests = 0
-        if needs_counting(policy):
-            requests = await self.entries.record_request(
-                agent.id, key, policy.window_seconds, n=callers
-            )
-        if not admits(policy, requests):
-            return SpeakResult(hit=False, entry=None, audio=audio)
+        unstored = SpeakResult(hit=False, entry=None, audio=audio)
         try:
+            requests = 0
+            if needs_counting(policy):
+                requests = await self.entries.record_request(
+                    agent.id, key, policy.window_seconds, n=callers
+                )
+            if not admits(policy, requests):
+                return unstored
             entry = await self._store(agent, engine, request, key, audio, info)
         except NotFound:
             # The agent was deleted meanwhile: the caller still gets what it asked for.
-            return SpeakResult(hit=False, entry=None, audio=audio)
+            return unstored
+        except StorageUnavailable as exc:
+            # Degrade, don't fail: the synthesis worked, so the caller gets it. A blob put
+            # before the row failed is unreferenced and invisible; gc collects it.
+            self.degraded.phrase_not_stored(exc, f"a synthesis for agent {agent.id}")
+            return unstored
         if needs_counting(policy):
-            await self.entries.forget_request(agent.id, key)
+            try:
+                await self.entries.forget_request(agent.id, key)
+            except StorageUnavailable as exc:  # the entry is stored; a stale count is harmless
+                log.warning("could not reset the request count of %s: %s", key, exc.message)
         self._remember_stored((agent.id, key), entry)
         return SpeakResult(hit=False, entry=entry, audio=audio)
 
@@ -294,12 +303,28 @@ class CacheService:
 
     async def _hit(self, agent: Agent, prepared: Prepared) -> SpeakResult | None:
         """The stored entry for this phrase, counted as a hit, if there is one to serve."""
-        entry = await self._usable_entry(agent, prepared)
+        entry = await self.entries.find_by_key(agent.id, prepared.key)
+        if entry is not None and await self.blobs.stat(entry.blob_sha256) is None:
+            restored = await self._restore_lost(entry, prepared)
+            if isinstance(restored, bytes):
+                return SpeakResult(hit=False, entry=None, audio=restored)
+            entry = restored
         entry = entry or await self._recently_stored((agent.id, prepared.key))
         if entry is None:
             return None
         self.hits.add(entry.id)
         return SpeakResult(hit=True, entry=entry)
+
+    async def _restore_lost(self, entry: Entry, prepared: Prepared) -> Entry | bytes:
+        """An entry whose blob was lost is synthesized again in place (logged loudly), so
+        callers keep being served; if storage refuses, the caller gets the audio unstored."""
+        log.error("entry %s lost its audio %s; synthesizing it again", entry.id, entry.blob_sha256)
+        audio = await prepared.engine.synthesize(prepared.request)
+        try:
+            return await self._replace(entry, audio, parse_wav(audio), {})
+        except StorageUnavailable as exc:
+            self.degraded.phrase_not_stored(exc, f"entry {entry.id}'s lost audio")
+            return audio
 
     async def _recently_stored(self, flight: tuple[str, str]) -> Entry | None:
         """An entry a flight stored moments ago, if it is still there (a delete may have
@@ -413,7 +438,7 @@ class CacheService:
     async def list_entries(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
         """Entries with hit counts that include this process's unflushed hits."""
         async with self.hits.settled():
-            found, total = await self.entries.list(agent_id, query)
+            found, total = await self.entries.find_page(agent_id, query)
             counted = [replace(e, hit_count=e.hit_count + self.hits.pending(e.id)) for e in found]
         return counted, total
 
@@ -438,7 +463,8 @@ class CacheService:
 
     async def replace_audio(self, entry: Entry, wav: bytes, filename: str) -> Entry:
         info = parse_wav(wav)
-        return await self._replace(entry, wav, info, {"audio_filename": filename})
+        changes = {"audio_filename": filename, "imported": True}
+        return await self._replace(entry, wav, info, changes)
 
     async def replace_details(
         self, entry: Entry, wav: bytes, filename: str, text: str, config: Mapping[str, Any]
@@ -463,6 +489,7 @@ class CacheService:
         )
         changes = {
             "audio_filename": filename,
+            "imported": True,
             "transcript": text,
             "config": dict(config),
             "model": model,

@@ -53,10 +53,14 @@ async def audit_stored_tuning(db: Database) -> TuningAudit:
         rows = await conn.execute(sa.select(voices.c.id, voices.c.config_json))
         audit.voices = sorted(vid for vid, raw in rows if _rejected(raw))
         if audit.voices:
+            # an agent names a voice of its own account; listed as account/agent id
             used = await conn.execute(
-                sa.select(agents.c.id).where(agents.c.voice_id.in_(audit.voices))
+                sa.select(agents.c.account_id, agents.c.public_id)
+                .join(voices, voices.c.id == agents.c.voice_id)
+                .where(voices.c.account_id == agents.c.account_id)
+                .where(agents.c.voice_id.in_(audit.voices))
             )
-            audit.agents = sorted(aid for (aid,) in used)
+            audit.agents = sorted(f"{account}/{agent}" for account, agent in used)
     last = 0
     while True:
         # Batches by id, one short read each: a big table does not hold one long snapshot.

@@ -9,9 +9,10 @@ import anyio.to_thread
 
 from audiocache.audio.formats import OutputFormat
 from audiocache.audio.transcode import transcode
+from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.singleflight import SingleFlight
-from audiocache.errors import NotFound
-from audiocache.storage.blobs.base import BlobStore
+from audiocache.errors import NotFound, StorageUnavailable
+from audiocache.storage.blobs.base import BlobStore, sha256_hex
 from audiocache.storage.variants_repo import Variant, VariantRepository
 
 _EXTENSIONS = {
@@ -26,9 +27,12 @@ _EXTENSIONS = {
 
 @dataclass(frozen=True)
 class StoredAudio:
+    """Audio to serve: a stored blob, or (``data`` set) a conversion storage refused to keep."""
+
     sha256: str
     size: int
     media_type: str
+    data: bytes | None = None
 
 
 def filename_for(base: str, fmt: OutputFormat) -> str:
@@ -40,14 +44,21 @@ def filename_for(base: str, fmt: OutputFormat) -> str:
 
 
 class VariantCache:
-    def __init__(self, repo: VariantRepository, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        repo: VariantRepository,
+        blobs: BlobStore,
+        degraded: StorageDegradation | None = None,
+    ) -> None:
         self.repo = repo
         self.blobs = blobs
+        self.degraded = degraded or StorageDegradation()
         self.conversions = 0  # how many times audio was actually converted (tests, metrics)
         self._flights: SingleFlight[StoredAudio] = SingleFlight()
 
     async def stored(self, sha256: str, size: int, fmt: OutputFormat) -> StoredAudio:
-        """The blob holding ``sha256``'s audio in ``fmt``, converting it once if need be."""
+        """The blob holding ``sha256``'s audio in ``fmt``, converting it once if need be; if
+        the conversion cannot be stored, it is handed back in ``data`` to serve uncached."""
         if fmt.passthrough:
             return StoredAudio(sha256, size, fmt.media_type)
         known = await self.repo.get(sha256, fmt.name)
@@ -67,15 +78,23 @@ class VariantCache:
 
     async def remember(self, source_sha256: str, fmt: OutputFormat, converted: bytes) -> None:
         """Keep a conversion made for a miss, so the next hit in that format costs nothing."""
-        if not fmt.passthrough:
+        if fmt.passthrough:
+            return
+        try:
             await self._keep(source_sha256, fmt, converted)
+        except StorageUnavailable as exc:
+            self.degraded.variant_not_stored(exc, f"{fmt.name} of {source_sha256}")
 
     async def _convert_blob(self, sha256: str, fmt: OutputFormat) -> StoredAudio:
         source = await self.blobs.read(sha256)
         if source is None:
             raise NotFound("The audio of this entry is gone")
         converted = await self.convert(source, fmt)
-        return await self._keep(sha256, fmt, converted)
+        try:
+            return await self._keep(sha256, fmt, converted)
+        except StorageUnavailable as exc:
+            self.degraded.variant_not_stored(exc, f"{fmt.name} of {sha256}")
+            return StoredAudio(sha256_hex(converted), len(converted), fmt.media_type, converted)
 
     async def _keep(self, source_sha256: str, fmt: OutputFormat, data: bytes) -> StoredAudio:
         blob = await self.blobs.put(data)

@@ -106,7 +106,7 @@ class VoiceLibrary:
         voice = await self.repo.get(account_id, name)
         return _repaired(voice) if voice is not None else None
 
-    async def list(
+    async def search(
         self,
         account_id: str,
         *,
@@ -117,7 +117,7 @@ class VoiceLibrary:
     ) -> list[LibraryVoice]:
         if is_poly_voice:
             return []  # this installation curates no voices of its own
-        found = [_repaired(v) for v in await self.repo.list(account_id)]
+        found = [_repaired(v) for v in await self.repo.list_for_account(account_id)]
         if language:
             found = [v for v in found if _same(v.metadata.get("language"), language)]
         if gender:

@@ -1,12 +1,19 @@
-"""Agents of an account, their cache policy, and the cascade when one is deleted."""
+"""Agents of an account, their cache policy, and the cascade when one is deleted.
+
+Clients name an agent by its public id, which is unique within its account only; entries
+and cache keys refer to the internal id. The internal id is the public id when that is free
+(every agent made before ids were scoped), else a generated one that no public id can take.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audiocache.errors import Conflict
 from audiocache.models import Agent, Entry
@@ -16,6 +23,11 @@ from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.tables import agents, entries
 
 _BY_ID = sa.select(agents).where(agents.c.id == sa.bindparam("agent_id"))
+_BY_PUBLIC_ID = sa.select(agents).where(
+    agents.c.account_id == sa.bindparam("account_id"),
+    agents.c.public_id == sa.bindparam("public_id"),
+)
+_ATTEMPTS = 3  # a concurrent create may take the chosen internal id between check and insert
 
 
 class AgentRepository:
@@ -23,30 +35,34 @@ class AgentRepository:
         self.db = db
 
     async def create(self, **values: Any) -> Agent:
+        """Insert an agent named ``values['public_id']`` in ``values['account_id']``;
+        Conflict only if that account has an agent of that id already."""
         now = utcnow()
         values.setdefault("created_at", now)
         values.setdefault("updated_at", now)
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(agents.insert().values(**values))
-        except IntegrityError as exc:
-            raise Conflict(f"Agent {values['id']!r} already exists") from exc
-        agent = await self.get(values["id"])
-        assert agent is not None
-        return agent
+        return await self._insert(values, copy_from=None)
 
     async def get(self, agent_id: str) -> Agent | None:
+        """By internal id."""
         row = await self.db.first(_BY_ID, {"agent_id": agent_id})
         return Agent(**row) if row else None
 
-    async def exists(self, agent_id: str) -> bool:
-        return await self.get(agent_id) is not None
+    async def find(self, account_id: str, public_id: str) -> Agent | None:
+        """The account's agent of that public id (another account's is None)."""
+        row = await self.db.first(_BY_PUBLIC_ID, {"account_id": account_id, "public_id": public_id})
+        return Agent(**row) if row else None
 
-    async def list(self, account_id: str) -> list[Agent]:
+    async def with_public_id(self, public_id: str) -> list[Agent]:
+        """Every account's agent of that public id (for the CLI, which has no account)."""
+        query = sa.select(agents).where(agents.c.public_id == public_id).order_by(agents.c.id)
+        async with self.db.read() as conn:
+            return [Agent(**row._mapping) for row in await conn.execute(query)]
+
+    async def list_for_account(self, account_id: str) -> list[Agent]:
         query = (
             sa.select(agents)
             .where(agents.c.account_id == account_id)
-            .order_by(agents.c.created_at, agents.c.id)
+            .order_by(agents.c.created_at, agents.c.public_id)
         )
         async with self.db.read() as conn:
             return [Agent(**row._mapping) for row in await conn.execute(query)]
@@ -75,13 +91,13 @@ class AgentRepository:
         return shas
 
     async def duplicate(
-        self, source_id: str, rekey: Callable[[Entry], str], **values: Any
+        self, source_id: str, rekey: Callable[[Entry, str], str], **values: Any
     ) -> Agent:
-        """Copy the agent and all its entries in one transaction; blobs are shared by hash.
+        """Copy the agent (into its account, as ``values['public_id']``) and all its entries
+        in one transaction; blobs are shared by hash.
 
-        The entries keep their cache keys' inputs; keys are recomputed by the caller's
-        ``rekey`` (which sees the new agent id in ``values``) because a key includes the agent.
-        """
+        A cache key includes the agent's internal id, so the caller's ``rekey(entry,
+        new_internal_id)`` computes each copy's key."""
         source = await self.get(source_id)
         assert source is not None
         now = utcnow()
@@ -98,12 +114,47 @@ class AgentRepository:
             "updated_at": now,
             **values,
         }
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(agents.insert().values(**row))
-                await copy_entries(conn, source_id, values["id"], rekey)
-        except IntegrityError as exc:
-            raise Conflict(f"Agent {values['id']!r} already exists") from exc
-        created = await self.get(values["id"])
-        assert created is not None
-        return created
+        return await self._insert(row, copy_from=(source_id, rekey))
+
+    async def _insert(
+        self, values: dict[str, Any], copy_from: tuple[str, Callable[[Entry, str], str]] | None
+    ) -> Agent:
+        account_id, public_id = values["account_id"], values["public_id"]
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self.db.write() as conn:
+                    if await self._taken_in_account(conn, account_id, public_id):
+                        raise Conflict(f"Agent {public_id!r} already exists")
+                    internal = await _free_internal_id(conn, public_id)
+                    await conn.execute(agents.insert().values(**values, id=internal))
+                    if copy_from is not None:
+                        source_id, rekey = copy_from
+                        await copy_entries(conn, source_id, internal, _bound(rekey, internal))
+            except IntegrityError:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+                continue  # a concurrent writer won a race (PostgreSQL): look again
+            created = await self.get(internal)
+            assert created is not None
+            return created
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _taken_in_account(conn: AsyncConnection, account_id: str, public_id: str) -> bool:
+        found = await conn.scalar(
+            sa.select(agents.c.id).where(
+                agents.c.account_id == account_id, agents.c.public_id == public_id
+            )
+        )
+        return found is not None
+
+
+async def _free_internal_id(conn: AsyncConnection, public_id: str) -> str:
+    """The public id itself if no agent has it as internal id, else a generated one. The
+    generated kind starts with '_', which public ids may not contain: they never collide."""
+    taken = await conn.scalar(sa.select(agents.c.id).where(agents.c.id == public_id))
+    return public_id if taken is None else f"_{secrets.token_hex(8)}"
+
+
+def _bound(rekey: Callable[[Entry, str], str], internal_id: str) -> Callable[[Entry], str]:
+    return lambda entry: rekey(entry, internal_id)

@@ -7,18 +7,18 @@ write transactions begin IMMEDIATE, so two writers never deadlock upgrading a re
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from audiocache.errors import StorageUnavailable
+from audiocache.errors import StorageFull, StorageUnavailable
 from audiocache.storage.point_reader import Record, SqlitePointReader
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -30,14 +30,14 @@ def utcnow() -> datetime:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout_seconds: float = 30.0) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.point_reader: SqlitePointReader | None = None
         if self.is_sqlite:
             _ensure_sqlite_folder(url)
-            self.engine = _sqlite_engine(url, begin="BEGIN")
-            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+            self.engine = _sqlite_engine(url, "BEGIN", busy_timeout_seconds)
+            self.write_engine = _sqlite_engine(url, "BEGIN IMMEDIATE", busy_timeout_seconds)
             path = sa.make_url(url).database
             if path and path != ":memory:":
                 self.point_reader = SqlitePointReader(path)
@@ -47,11 +47,9 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        with map_database_errors():
             async with self.engine.connect() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StorageUnavailable("metadata database unavailable") from exc
 
     async def first(
         self, statement: sa.Executable, params: dict[str, Any] | None = None
@@ -73,11 +71,9 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits on exit, or rolls back if the block raises."""
-        try:
+        with map_database_errors():
             async with self.write_engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
-            raise StorageUnavailable("metadata database unavailable") from exc
 
     async def migrate(self) -> None:
         async with self.write_engine.begin() as conn:
@@ -89,6 +85,47 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
+
+
+@contextmanager
+def map_database_errors() -> Iterator[None]:
+    """The driver's storage failures as audiocache errors: a full disk is ``StorageFull``;
+    read-only, locked past the busy timeout, I/O errors are ``StorageUnavailable``.
+    Constraint violations pass through (repositories turn them into Conflict/NotFound)."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        mapped = _storage_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+# SQLite primary result codes (the low byte of sqlite3.Error.sqlite_errorcode).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
+# PostgreSQL SQLSTATEs: disk_full, insufficient_resources, read_only_sql_transaction,
+# admin_shutdown, cannot_connect_now.
+_PG_FULL = {"53100"}
+_PG_UNAVAILABLE = {"53000", "25006", "57P01", "57P03"}
+
+
+def _storage_error(exc: DBAPIError) -> StorageUnavailable | None:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if primary == _SQLITE_FULL or state in _PG_FULL:
+        return StorageFull("metadata database is full")
+    if primary == _SQLITE_READONLY or state == "25006":
+        return StorageUnavailable("metadata database is read-only")
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        busy = StorageUnavailable("metadata database is locked (busy beyond its timeout)")
+        busy.retry_after = 1.0
+        return busy
+    if isinstance(exc, OperationalError) or state in _PG_UNAVAILABLE:
+        return StorageUnavailable("metadata database unavailable")
+    return None
 
 
 def _upgrade_to_head(connection: sa.Connection) -> None:
@@ -108,8 +145,8 @@ def _ensure_sqlite_folder(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+def _sqlite_engine(url: str, begin: str, busy_timeout_seconds: float) -> AsyncEngine:
+    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_seconds})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -119,7 +156,7 @@ def _sqlite_engine(url: str, *, begin: str) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

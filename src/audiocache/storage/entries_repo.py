@@ -44,7 +44,7 @@ _IN_ACCOUNT = (
     .join(agents, agents.c.id == entries.c.agent_id)
     .where(
         entries.c.id == sa.bindparam("entry_id"),
-        entries.c.agent_id == sa.bindparam("agent_id"),
+        agents.c.public_id == sa.bindparam("agent_id"),
         agents.c.account_id == sa.bindparam("account_id"),
     )
 )
@@ -59,7 +59,8 @@ class EntryRepository:
         return _to_entry(row) if row else None
 
     async def get_in_account(self, account_id: str, agent_id: str, entry_id: int) -> Entry | None:
-        """One query for the hot download path: the entry, if its agent is the account's."""
+        """One query for the hot download path: the entry, if its agent is the account's
+        agent of that public id."""
         params = {"entry_id": entry_id, "agent_id": agent_id, "account_id": account_id}
         row = await self.db.first(_IN_ACCOUNT, params)
         return _to_entry(row) if row else None
@@ -68,7 +69,7 @@ class EntryRepository:
         row = await self.db.first(_BY_KEY, {"agent_id": agent_id, "cache_key": cache_key})
         return _to_entry(row) if row else None
 
-    async def list(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
+    async def find_page(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
         condition = sa.and_(entries.c.agent_id == agent_id, *map(_filter_sql, query.filters))
         order = [
             (_SORT_COLUMNS[key.field].desc() if key.descending else _SORT_COLUMNS[key.field].asc())
@@ -102,8 +103,10 @@ class EntryRepository:
         row.setdefault("cached_at", utcnow())
         try:
             async with self.db.write() as conn:
-                result = await conn.execute(entries.insert().values(**row))
-                entry_id = result.inserted_primary_key[0]
+                # The row as inserted, from the insert itself: read back after the commit,
+                # a concurrent delete could already have taken it.
+                result = await conn.execute(entries.insert().values(**row).returning(entries))
+                inserted = result.one()._mapping
                 if before_commit is not None:
                     await before_commit()
         except IntegrityError as exc:
@@ -112,9 +115,7 @@ class EntryRepository:
                 # Not a duplicate: the agent went away (deleted while this was synthesized).
                 raise NotFound(f"Agent {row['agent_id']!r} no longer exists") from exc
             return existing, False
-        entry = await self.get(row["agent_id"], entry_id)
-        assert entry is not None
-        return entry, True
+        return _to_entry(inserted), True
 
     async def update_audio(
         self,

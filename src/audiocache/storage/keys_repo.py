@@ -51,7 +51,7 @@ class ApiKeyRepository:
         row = await self.db.first(_ACTIVE, {"key_hash": hash_key(key)})
         return _to_key(row) if row else None
 
-    async def list(self, account_id: str | None = None) -> list[ApiKey]:
+    async def list_keys(self, account_id: str | None = None) -> list[ApiKey]:
         query = sa.select(api_keys).order_by(api_keys.c.id)
         if account_id is not None:
             query = query.where(api_keys.c.account_id == account_id)

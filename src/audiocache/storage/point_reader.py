@@ -18,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-Record = Mapping[str, Any]
+# Any keys: SQLAlchemy's RowMapping is one too, and Mapping is invariant in its key type.
+Record = Mapping[Any, Any]
 Processor = Callable[[Any], Any] | None
 
 _DIALECT = sqlite_dialect.dialect()

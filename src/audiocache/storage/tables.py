@@ -22,8 +22,11 @@ api_keys = sa.Table(
 agents = sa.Table(
     "agents",
     metadata,
+    # Internal id: what entries and cache keys refer to. Clients name an agent by its
+    # public id, unique within the account (another account may use the same one).
     sa.Column("id", sa.String(128), primary_key=True),
     sa.Column("account_id", sa.String(128), nullable=False, index=True),
+    sa.Column("public_id", sa.String(128), nullable=False, server_default=""),
     sa.Column("name", sa.String(100), nullable=False),
     sa.Column("greeting", sa.Text, nullable=False, server_default=""),
     sa.Column("language_code", sa.String(35), nullable=False, server_default="en-GB"),
@@ -36,6 +39,7 @@ agents = sa.Table(
     sa.Column("branch_count", sa.Integer, nullable=False, server_default="1"),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("uq_agents_account_public_id", "account_id", "public_id", unique=True),
 )
 
 entries = sa.Table(

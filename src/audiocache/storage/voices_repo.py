@@ -60,7 +60,7 @@ class VoiceRepository:
         row = await self.db.first(_VOICE, {"voice_id": voice_id, "account_id": account_id})
         return _to_voice(row) if row else None
 
-    async def list(self, account_id: str) -> list[LibraryVoice]:
+    async def list_for_account(self, account_id: str) -> list[LibraryVoice]:
         query = (
             sa.select(voices)
             .where(voices.c.account_id == account_id)

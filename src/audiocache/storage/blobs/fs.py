@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from audiocache.errors import StorageUnavailable
+from audiocache.errors import StorageFull, StorageUnavailable
 from audiocache.storage.blobs.base import CHUNK, BlobInfo, StoredBlob, is_sha256, sha256_hex
 
 _TMP_PREFIX = ".tmp-"
@@ -44,6 +45,7 @@ class FilesystemBlobStore:
         if target.exists() and target.stat().st_size == len(data):
             return
         directory = target.parent
+        tmp: Path | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             tmp = directory / f"{_TMP_PREFIX}{sha}-{os.getpid()}-{time.monotonic_ns()}"
@@ -57,11 +59,13 @@ class FilesystemBlobStore:
             finally:
                 os.close(fd)
             os.replace(tmp, target)
+            tmp = None
             _fsync_dir(directory)
         except OSError as exc:
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(tmp)
-            raise StorageUnavailable(f"could not write blob: {exc.strerror}") from exc
+            if tmp is not None:  # nothing half-written stays behind
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise storage_error(exc, "write blob") from exc
 
     async def stat(self, sha256: str) -> BlobInfo | None:
         try:
@@ -129,6 +133,15 @@ class FilesystemBlobStore:
 
     async def close(self) -> None:
         return None
+
+
+def storage_error(exc: OSError, doing: str) -> StorageUnavailable:
+    """A full disk or quota is ``StorageFull`` (507); any other failure ``StorageUnavailable``."""
+    error = StorageFull if exc.errno in _FULL else StorageUnavailable
+    return error(f"could not {doing}: {exc.strerror or exc}")
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def _read_cached(fd: int, size: int, position: int) -> bytes | None:
