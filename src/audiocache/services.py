@@ -15,6 +15,7 @@ from audiocache.cache.hits import HitCounter
 from audiocache.cache.leases import LeaseTimings, SynthesisLeases
 from audiocache.cache.service import CacheService
 from audiocache.cache.signing import Signer
+from audiocache.cache.tuning_audit import audit_stored_tuning
 from audiocache.cache.variants import VariantCache
 from audiocache.cache.voices import VoiceLibrary
 from audiocache.config import Settings
@@ -67,11 +68,13 @@ class Services:
     hits: HitCounter
 
     async def start(self) -> None:
-        """Migrate, finish deletes a crash interrupted, and start the hit flusher."""
+        """Migrate, finish deletes a crash interrupted, report stored tuning that is no
+        longer valid, and start the hit flusher."""
         await self.db.migrate()
         swept = await sweep_pending(self.db, self.blobs)
         if swept:
             log.info("swept %d blobs left queued by an earlier run", swept)
+        await audit_stored_tuning(self.db)
         for provider in self.engines.providers():
             engine = self.engines.get(provider)
             start = getattr(engine, "start", None)

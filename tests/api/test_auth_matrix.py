@@ -1,5 +1,11 @@
 """Who may do what: every operation by every kind of caller, and the order of the checks.
 
+One table, ``OPERATIONS``, names every operationId the server publishes in /openapi.json with
+the one permission it needs (None: public, such as the signed sample link); a test fails if
+the two ever differ, so a new route cannot slip past the matrix. For each operation: no key,
+an unknown key, a revoked key → 401; a key with every permission but that one → 403; another
+account's key → 404; a key with exactly that permission → the operation's success status.
+
 401 (no, unknown or revoked key) → 403 (the key lacks the permission) → 400 (bad input)
 → 404 (missing, or another account's: never reveal that it exists).
 """
@@ -7,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,20 +23,27 @@ import pytest
 from support import ALL_GRANTS, Api, assert_envelope, sine_wav
 
 AGENT = "bot"
+ACCOUNT = "acme"
 PHRASE = "Thanks for calling"
 
 
 @dataclass(frozen=True)
 class Operation:
-    name: str
-    permission: str
+    """One row of the table: an operationId of the served OpenAPI and the one permission
+    it needs (None: public, no key needed). The rest is how to call it successfully."""
+
+    operation_id: str
+    permission: str | None
     method: str
-    path: str  # formatted with {agent} and {entry}
+    path: str  # as the OpenAPI writes it: {agentId}, {entryId}, {accountId}, {voiceId}, {token}
     success: int
     body: Callable[[], dict[str, Any]] = dict  # httpx request kwargs, built fresh per request
 
-    def url(self, entry: str, agent: str = AGENT) -> str:
-        return self.path.format(agent=agent, entry=entry)
+    def url(self, params: dict[str, str]) -> str:
+        return self.path.format(**{k: params[k] for k in PATH_PARAMETERS.findall(self.path)})
+
+
+PATH_PARAMETERS = re.compile(r"{(\w+)}")
 
 
 def _wav() -> dict[str, Any]:
@@ -47,72 +61,106 @@ def _json(body: Any) -> Callable[[], dict[str, Any]]:
     return lambda: {"json": body}
 
 
-ENTRY = "/v1/agents/{agent}/audio-cache/{entry}"
+CACHE = "/v1/agents/{agentId}/audio-cache"
+ENTRY = CACHE + "/{entryId}"
+LIBRARY = "/v1/accounts/{accountId}/voice-library"
+READ, WRITE = "audio_cache:read", "audio_cache:write"
+AGENTS_READ, AGENTS_WRITE = "agents:read", "agents:write"
+VOICES_READ, VOICES_WRITE = "voice_library:read", "voice_library:write"
+NEW_VOICE = {"name": "Robot", "provider": "espeak", "providerVoiceId": "en-gb", "config": {}}
+
 OPERATIONS = [
-    Operation("list", "audio_cache:read", "GET", "/v1/agents/{agent}/audio-cache", 200),
-    Operation("download", "audio_cache:read", "GET", ENTRY + "/file", 200),
-    Operation("download-head", "audio_cache:read", "HEAD", ENTRY + "/file", 200),
+    # the contract's audio cache
+    Operation("listAudioCacheEntries", READ, "GET", CACHE, 200),
+    Operation("downloadAudioCacheFile", READ, "GET", ENTRY + "/file", 200),
+    Operation("headAudioCacheFile", READ, "HEAD", ENTRY + "/file", 200),
     Operation(
-        "preview",
-        "audio_cache:read",
+        "synthesizeAudioCachePreview",
+        READ,
         "POST",
         ENTRY + "/synthesize",
         200,
         _json({"text": "Preview", "config": {}}),
     ),
+    Operation("deleteAudioCacheEntry", WRITE, "DELETE", ENTRY, 200),
     Operation(
-        "tts", "audio_cache:read", "POST", "/v1/agents/{agent}/tts", 200, _json({"text": PHRASE})
-    ),
-    Operation("delete-entry", "audio_cache:write", "DELETE", ENTRY, 200),
-    Operation(
-        "bulk-delete",
-        "audio_cache:write",
+        "bulkDeleteAudioCacheEntries",
+        WRITE,
         "POST",
-        "/v1/agents/{agent}/audio-cache/bulk-delete",
+        CACHE + "/bulk-delete",
         200,
-        lambda: {"json": {"ids": ["1"]}},
+        _json({"ids": ["1"]}),
     ),
-    Operation("replace-file", "audio_cache:write", "PATCH", ENTRY + "/file", 204, _wav),
-    Operation("replace-details", "audio_cache:write", "PUT", ENTRY + "/details", 204, _details),
-    Operation("agents-list", "agents:read", "GET", "/v1/accounts/acme/agents", 200),
-    Operation("policy-get", "agents:read", "GET", "/v1/agents/{agent}/cache-policy", 200),
+    Operation("replaceAudioCacheFile", WRITE, "PATCH", ENTRY + "/file", 204, _wav),
+    Operation("replaceAudioCacheDetails", WRITE, "PUT", ENTRY + "/details", 204, _details),
+    # audiocache's curation and runtime path
+    Operation("regenerateAudioCacheEntry", WRITE, "POST", ENTRY + "/regenerate", 200),
+    Operation("pinAudioCacheEntry", WRITE, "PUT", ENTRY + "/pin", 200),
+    Operation("unpinAudioCacheEntry", WRITE, "DELETE", ENTRY + "/pin", 200),
     Operation(
-        "agents-create",
-        "agents:write",
+        "warmAudioCache", WRITE, "POST", CACHE + "/warm", 200, _json({"phrases": [{"text": "Hi"}]})
+    ),
+    Operation("speak", READ, "POST", "/v1/agents/{agentId}/tts", 200, _json({"text": PHRASE})),
+    # agents
+    Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
+    Operation(
+        "createAgent",
+        AGENTS_WRITE,
         "POST",
-        "/v1/accounts/acme/agents",
+        "/v1/accounts/{accountId}/agents",
         200,
         _json({"name": "New", "agentId": "new-agent", "responseSettings": {"greeting": "Hi"}}),
     ),
-    Operation("agents-delete", "agents:write", "DELETE", "/v1/agents/{agent}", 204),
+    Operation("deleteAgent", AGENTS_WRITE, "DELETE", "/v1/agents/{agentId}", 204),
     Operation(
-        "agents-duplicate",
-        "agents:write",
+        "duplicateAgent",
+        AGENTS_WRITE,
         "POST",
-        "/v1/agents/{agent}/duplicate",
+        "/v1/agents/{agentId}/duplicate",
         200,
         _json({"newAgentId": "copy", "newAgentName": "Copy"}),
     ),
+    Operation("getCachePolicy", AGENTS_READ, "GET", "/v1/agents/{agentId}/cache-policy", 200),
     Operation(
-        "policy-put",
-        "agents:write",
+        "setCachePolicy",
+        AGENTS_WRITE,
         "PUT",
-        "/v1/agents/{agent}/cache-policy",
+        "/v1/agents/{agentId}/cache-policy",
         200,
         _json({"admission": "never"}),
     ),
+    # the account voice library
+    Operation("listVoices", VOICES_READ, "GET", LIBRARY, 200),
+    Operation("createVoice", VOICES_WRITE, "POST", LIBRARY, 200, _json(NEW_VOICE)),
+    Operation("getVoice", VOICES_READ, "GET", LIBRARY + "/{voiceId}", 200),
+    Operation(
+        "updateVoice", VOICES_WRITE, "PATCH", LIBRARY + "/{voiceId}", 200, _json({"name": "New"})
+    ),
+    Operation("getVoiceSample", VOICES_READ, "GET", LIBRARY + "/{voiceId}/sample", 200),
+    # the signed sample link: the token is the credential, no key is asked for
+    Operation("downloadVoiceSample", None, "GET", "/v1/voice-samples/{token}", 200),
+    Operation("headDownloadVoiceSample", None, "HEAD", "/v1/voice-samples/{token}", 200),
 ]
-ENTRY_OPERATIONS = [op for op in OPERATIONS if "{entry}" in op.path]
+KEYED = [op for op in OPERATIONS if op.permission is not None]
+PUBLIC = [op for op in OPERATIONS if op.permission is None]
+ENTRY_OPERATIONS = [op for op in KEYED if "{entryId}" in op.path]
+# Served routes the OpenAPI leaves out on purpose; each is public.
+UNLISTED_PUBLIC = {("GET", "/healthz"): 200}
+FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
 
-async def call(
-    api: Api, op: Operation, key: str | None, entry: str, agent: str = AGENT
-) -> httpx.Response:
+def ids(ops: list[Operation]) -> list[str]:
+    return [op.operation_id for op in ops]
+
+
+async def call(api: Api, op: Operation, key: str | None, params: dict[str, str]) -> httpx.Response:
+    if "{token}" in op.path:
+        await sample_token(api, params)
     kwargs = op.body()
     headers = kwargs.pop("headers", {})
     if key is not None:
         headers["X-API-KEY"] = key
-    return await api.client.request(op.method, op.url(entry, agent), headers=headers, **kwargs)
+    return await api.client.request(op.method, op.url(params), headers=headers, **kwargs)
 
 
 def assert_error(response: httpx.Response, status: int, code: str, method: str) -> None:
@@ -126,9 +174,31 @@ def assert_error(response: httpx.Response, status: int, code: str, method: str) 
 
 
 @pytest.fixture
-async def entry_id(api: Api) -> str:
+async def params(api: Api) -> dict[str, str]:
+    """Real ids for the path parameters: an agent with one entry, and a library voice."""
     await api.create_agent(AGENT)
-    return await api.seed_entry(AGENT, PHRASE)
+    entry = await api.seed_entry(AGENT, PHRASE)
+    r = await api.client.post(
+        f"/v1/accounts/{ACCOUNT}/voice-library",
+        json={**NEW_VOICE, "providerVoiceId": "en-us"},
+        headers=api.headers,
+    )
+    assert r.status_code == 200, r.text
+    voice = r.json()["voice"]["id"]
+    return {"agentId": AGENT, "entryId": entry, "accountId": ACCOUNT, "voiceId": voice}
+
+
+async def sample_token(api: Api, params: dict[str, str]) -> str:
+    """A signed link to the voice's sample (made when an operation needs one: it costs a
+    synthesis)."""
+    if "token" not in params:
+        voice = await api.services.voices.get(ACCOUNT, params["voiceId"])
+        params["token"] = (await api.services.voices.sample(voice)).url_path.rsplit("/", 1)[1]
+    return params["token"]
+
+
+def with_entry(params: dict[str, str], entry: str) -> dict[str, str]:
+    return {**params, "entryId": entry}
 
 
 async def revoked_key(api: Api) -> str:
@@ -149,7 +219,8 @@ async def key_for(api: Api, caller: str, op: Operation) -> str | None:
     if caller == "other-account":
         return await api.new_key(ALL_GRANTS, account="globex")
     assert caller == "permitted"
-    return await api.new_key({op.permission})
+    assert op.permission is not None
+    return await api.new_key({op.permission})  # exactly that permission, nothing else
 
 
 EXPECTED = {
@@ -162,10 +233,53 @@ EXPECTED = {
 }
 
 
+# -- the table is the served API -------------------------------------------------------------
+
+
+async def served_operations(api: Api) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    spec = (await api.client.get("/openapi.json")).json()
+    found: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            assert operation["operationId"] not in found, operation["operationId"]
+            found[operation["operationId"]] = (method.upper(), path, operation)
+    return found
+
+
+async def test_the_table_covers_every_served_operation(api: Api) -> None:
+    served = await served_operations(api)
+    assert set(ids(OPERATIONS)) == set(served)
+    assert len(ids(OPERATIONS)) == len(set(ids(OPERATIONS)))
+    for op in OPERATIONS:
+        method, path, operation = served[op.operation_id]
+        assert (op.method, op.path) == (method, path), op.operation_id
+        # what the spec promises: a key (401/403 documented) exactly when the table says so
+        needs_key = bool(operation.get("security"))
+        assert needs_key == (op.permission is not None), op.operation_id
+        if needs_key:
+            assert {"401", "403"} <= set(operation["responses"]), op.operation_id
+
+
+async def test_routes_outside_the_openapi_are_public_on_purpose(api: Api) -> None:
+    app = api.client.app  # type: ignore[attr-defined]
+    documented = {(m, p) for m, p, _ in (await served_operations(api)).values()}
+    unlisted = set()
+    for route in app.routes:
+        for method in getattr(route, "methods", None) or ():
+            if (method, route.path) not in documented and route.path not in FRAMEWORK_ROUTES:
+                unlisted.add((method, route.path))
+    assert unlisted == set(UNLISTED_PUBLIC)
+    for (method, path), status in UNLISTED_PUBLIC.items():
+        assert (await api.client.request(method, path)).status_code == status
+
+
+# -- every operation by every kind of caller ------------------------------------------------
+
+
 @pytest.mark.parametrize("caller", list(EXPECTED))
-@pytest.mark.parametrize("op", OPERATIONS, ids=[op.name for op in OPERATIONS])
-async def test_auth_matrix(api: Api, entry_id: str, op: Operation, caller: str) -> None:
-    response = await call(api, op, await key_for(api, caller, op), entry_id)
+@pytest.mark.parametrize("op", KEYED, ids=ids(KEYED))
+async def test_auth_matrix(api: Api, params: dict[str, str], op: Operation, caller: str) -> None:
+    response = await call(api, op, await key_for(api, caller, op), params)
     status, code = EXPECTED[caller]
     if status is None:
         assert response.status_code == op.success, response.text[:500]
@@ -176,44 +290,68 @@ async def test_auth_matrix(api: Api, entry_id: str, op: Operation, caller: str) 
         assert_error(response, status, code, op.method)
 
 
-@pytest.mark.parametrize("op", OPERATIONS, ids=[op.name for op in OPERATIONS])
-async def test_denied_calls_change_nothing(api: Api, entry_id: str, op: Operation) -> None:
-    before = await api.entries(AGENT)
-    policy = (await api.client.get(f"/v1/agents/{AGENT}/cache-policy", headers=api.headers)).json()
+@pytest.mark.parametrize("caller", ["no-key", "unknown-key", "revoked-key", "other-account"])
+@pytest.mark.parametrize("op", PUBLIC, ids=ids(PUBLIC))
+async def test_public_operations_need_no_key(
+    api: Api, params: dict[str, str], op: Operation, caller: str
+) -> None:
+    """Marked public in the table: whatever key comes along (none, unknown, another
+    account's) is neither asked for nor held against the caller."""
+    response = await call(api, op, await key_for(api, caller, op), params)
+    assert response.status_code == op.success, response.text[:300]
+
+
+async def state(api: Api) -> dict[str, Any]:
+    """What a refused call must leave exactly as it was."""
+    library = f"/v1/accounts/{ACCOUNT}/voice-library"
+    return {
+        "entries": await api.entries(AGENT),
+        "policy": (
+            await api.client.get(f"/v1/agents/{AGENT}/cache-policy", headers=api.headers)
+        ).json(),
+        "agents": (
+            await api.client.get(f"/v1/accounts/{ACCOUNT}/agents", headers=api.headers)
+        ).json(),
+        "voices": (await api.client.get(library, headers=api.headers)).json(),
+    }
+
+
+@pytest.mark.parametrize("op", KEYED, ids=ids(KEYED))
+async def test_denied_calls_change_nothing(api: Api, params: dict[str, str], op: Operation) -> None:
+    before = await state(api)
     for caller in ("no-key", "revoked-key", "lacks-permission", "other-account"):
-        response = await call(api, op, await key_for(api, caller, op), entry_id)
+        response = await call(api, op, await key_for(api, caller, op), params)
         assert response.status_code in (401, 403, 404)
-    assert await api.entries(AGENT) == before
-    r = await api.client.get(f"/v1/agents/{AGENT}/cache-policy", headers=api.headers)
-    assert r.json() == policy
-    agents = (await api.client.get("/v1/accounts/acme/agents", headers=api.headers)).json()
-    assert [a["agentId"] for a in agents] == [AGENT]
+    assert await state(api) == before
 
 
-@pytest.mark.parametrize("grant", ["*", "audio_cache:*", "agents:*"])
-async def test_wildcard_grants_cover_their_resource(api: Api, entry_id: str, grant: str) -> None:
+@pytest.mark.parametrize("grant", ["*", "audio_cache:*", "agents:*", "voice_library:*"])
+async def test_wildcard_grants_cover_their_resource(
+    api: Api, params: dict[str, str], grant: str
+) -> None:
     key = await api.new_key({grant})
     resource = grant.removesuffix("*")
-    for op in OPERATIONS:
+    for op in KEYED:
         if op.method not in ("GET", "HEAD"):
             continue
-        response = await call(api, op, key, entry_id)
+        assert op.permission is not None
+        response = await call(api, op, key, params)
         if op.permission.startswith(resource):
-            assert response.status_code == op.success, op.name
+            assert response.status_code == op.success, op.operation_id
         else:
             assert_error(response, 403, "FORBIDDEN", op.method)
 
 
-async def test_a_revoked_key_stops_working_at_once(api: Api, entry_id: str) -> None:
+async def test_a_revoked_key_stops_working_at_once(api: Api, params: dict[str, str]) -> None:
     record, key = await api.services.keys.create("acme", {"audio_cache:read"})
     list_op = OPERATIONS[0]
-    assert (await call(api, list_op, key, entry_id)).status_code == 200
+    assert (await call(api, list_op, key, params)).status_code == 200
     await api.services.keys.revoke(record.key_id)
-    assert_envelope(await call(api, list_op, key, entry_id), 401, "UNAUTHORIZED")
+    assert_envelope(await call(api, list_op, key, params), 401, "UNAUTHORIZED")
 
 
 @pytest.mark.parametrize("key", ["", "x" * 300, "ack_bad"], ids=["empty", "huge", "short"])
-async def test_malformed_keys_are_401(api: Api, entry_id: str, key: str) -> None:
+async def test_malformed_keys_are_401(api: Api, params: dict[str, str], key: str) -> None:
     r = await api.client.get(f"/v1/agents/{AGENT}/audio-cache", headers={"X-API-KEY": key})
     assert_envelope(r, 401, "UNAUTHORIZED")
 
@@ -242,7 +380,12 @@ INVALID_REQUESTS = [
     ("method", "path", "kwargs"), INVALID_REQUESTS, ids=[f"{m} {p}" for m, p, _ in INVALID_REQUESTS]
 )
 async def test_unauthenticated_invalid_request_is_401(
-    api: Api, entry_id: str, method: str, path: str, kwargs: dict[str, Any], key: str | None
+    api: Api,
+    params: dict[str, str],
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    key: str | None,
 ) -> None:
     headers = {} if key is None else {"X-API-KEY": key}
     url = path.format(agent=AGENT)
@@ -250,37 +393,41 @@ async def test_unauthenticated_invalid_request_is_401(
     assert_envelope(r, 401, "UNAUTHORIZED")
 
 
-@pytest.mark.parametrize("op", ENTRY_OPERATIONS, ids=[op.name for op in ENTRY_OPERATIONS])
+@pytest.mark.parametrize("op", ENTRY_OPERATIONS, ids=ids(ENTRY_OPERATIONS))
 async def test_forbidden_key_with_non_numeric_entry_id_is_403(
-    api: Api, entry_id: str, op: Operation
+    api: Api, params: dict[str, str], op: Operation
 ) -> None:
     key = await api.new_key(set(ALL_GRANTS) - {op.permission})
-    assert_error(await call(api, op, key, "not-a-number"), 403, "FORBIDDEN", op.method)
+    response = await call(api, op, key, with_entry(params, "not-a-number"))
+    assert_error(response, 403, "FORBIDDEN", op.method)
 
 
-@pytest.mark.parametrize("op", ENTRY_OPERATIONS, ids=[op.name for op in ENTRY_OPERATIONS])
+@pytest.mark.parametrize("op", ENTRY_OPERATIONS, ids=ids(ENTRY_OPERATIONS))
 async def test_other_accounts_agent_with_non_numeric_entry_id_is_400(
-    api: Api, entry_id: str, op: Operation
+    api: Api, params: dict[str, str], op: Operation
 ) -> None:
     key = await api.new_key(ALL_GRANTS, account="globex")
-    assert_error(await call(api, op, key, "not-a-number"), 400, "INVALID_ID", op.method)
+    response = await call(api, op, key, with_entry(params, "not-a-number"))
+    assert_error(response, 400, "INVALID_ID", op.method)
 
 
-@pytest.mark.parametrize("op", ENTRY_OPERATIONS, ids=[op.name for op in ENTRY_OPERATIONS])
+@pytest.mark.parametrize("op", ENTRY_OPERATIONS, ids=ids(ENTRY_OPERATIONS))
 async def test_other_accounts_agent_with_real_entry_id_is_404(
-    api: Api, entry_id: str, op: Operation
+    api: Api, params: dict[str, str], op: Operation
 ) -> None:
     """Not 403, not 400: the entry exists, but the caller must not learn that."""
     key = await api.new_key(ALL_GRANTS, account="globex")
-    unknown = await call(api, op, key, "999999")
-    existing = await call(api, op, key, entry_id)
+    unknown = await call(api, op, key, with_entry(params, "999999"))
+    existing = await call(api, op, key, params)
     assert_error(existing, 404, "NOT_FOUND", op.method)
     assert existing.status_code == unknown.status_code
     if op.method != "HEAD":
         assert existing.json()["error_message"] == unknown.json()["error_message"]
 
 
-async def test_other_account_cannot_tell_which_agents_exist(api: Api, entry_id: str) -> None:
+async def test_other_account_cannot_tell_which_agents_exist(
+    api: Api, params: dict[str, str]
+) -> None:
     key = await api.new_key(ALL_GRANTS, account="globex")
     headers = {"X-API-KEY": key}
     existing = await api.client.get(f"/v1/agents/{AGENT}/audio-cache", headers=headers)

@@ -107,40 +107,7 @@ async def test_missing_and_foreign_voices_are_404(api: Api) -> None:
     }
 
 
-OPERATIONS = [
-    ("GET", BASE, None, "voice_library:read", 200),
-    ("POST", BASE, ALPHA, "voice_library:write", 200),
-    ("GET", BASE + "/{voice}", None, "voice_library:read", 200),
-    ("PATCH", BASE + "/{voice}", {"name": "New"}, "voice_library:write", 200),
-    ("GET", BASE + "/{voice}/sample", None, "voice_library:read", 200),
-]
-
-
-@pytest.mark.parametrize(("method", "path", "body", "permission", "ok"), OPERATIONS)
-@pytest.mark.parametrize("who", ["none", "unknown", "revoked", "lacking", "foreign", "right"])
-async def test_auth_matrix(
-    api: Api, method: str, path: str, body: dict | None, permission: str, ok: int, who: str
-) -> None:
-    voice = await register(api)
-    others = [g for g in ALL_GRANTS if g != permission]
-    record, revoked = await api.services.keys.create("acme", set(ALL_GRANTS))
-    await api.services.keys.revoke(record.key_id)
-    keys = {
-        "none": None,
-        "unknown": "ack_nope_nope",
-        "revoked": revoked,
-        "lacking": await api.new_key(others),
-        "foreign": await api.new_key(ALL_GRANTS, account="globex"),
-        "right": api.key,
-    }
-    headers = {"X-API-KEY": keys[who]} if keys[who] else {}
-    url = path.format(voice=voice["id"])
-    r = await api.client.request(method, url, json=body, headers=headers)
-    expected = {"none": 401, "unknown": 401, "revoked": 401, "lacking": 403, "foreign": 404}
-    if who == "right":
-        assert r.status_code == ok, r.text
-    else:
-        assert_envelope(r, expected[who])
+# Who may call which voice-library operation: tests/api/test_auth_matrix.py (one table).
 
 
 async def test_sample_link_serves_audio_without_a_key(api: Api, fake_engine) -> None:

@@ -3,47 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    AllowInfNan,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
+from audiocache.cache.tuning import VoiceTuningConfig
 from audiocache.models import Agent, Entry
+
+__all__ = ["VoiceTuningConfig"]  # re-exported: the wire model lives in the domain
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-# JSON allows 1e999, which parses as inf: refuse it (and NaN) rather than store or use it.
-Number = StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
-
-
-class VoiceTuningConfig(BaseModel):
-    """Provider-specific tuning; all optional. Unknown fields are kept, not rejected."""
-
-    model_config = ConfigDict(extra="allow")
-
-    stability: Number | None = None
-    similarityBoost: Number | None = None
-    speed: Number | None = Field(None, gt=0)
-    modelId: str | None = None
-    engine: str | None = None
-    emotion: str | None = None
-    volume: Number | None = Field(None, ge=0)
-    version: str | None = None
-    voiceDescription: str | None = None
-    instantMode: StrictBool | None = None
-
-    def as_config(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
 class SynthesizeAudioRequest(BaseModel):

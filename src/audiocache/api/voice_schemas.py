@@ -6,13 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from audiocache.cache.tuning import VoiceTuningConfig
 from audiocache.storage.voices_repo import LibraryVoice
 
 
 class CreateVoiceRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     provider: str = Field(min_length=1, max_length=64)
-    config: dict[str, Any]
+    config: VoiceTuningConfig
     providerVoiceId: str = Field(min_length=1, max_length=200)
     voiceMetadata: dict[str, Any] | None = None
 
@@ -22,7 +23,7 @@ class UpdateVoiceRequest(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=200)
     provider: str | None = Field(None, min_length=1, max_length=64)
-    config: dict[str, Any] | None = None
+    config: VoiceTuningConfig | None = None
     providerVoiceId: str | None = Field(None, min_length=1, max_length=200)
     voiceMetadata: dict[str, Any] | None = None
 
@@ -34,9 +35,11 @@ class UpdateVoiceRequest(BaseModel):
             "providerVoiceId": "provider_voice_id",
             "voiceMetadata": "metadata",
         }
-        return {
-            names[k]: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None
-        }
+        given = {k: getattr(self, k) for k in self.model_fields_set}
+        changes = {names[k]: v for k, v in given.items() if v is not None}
+        if isinstance(self.config, VoiceTuningConfig):
+            changes["config"] = self.config.as_config()
+        return changes
 
 
 class VoiceResponse(BaseModel):

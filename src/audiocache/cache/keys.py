@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +43,16 @@ def sound_config(config: Mapping[str, Any]) -> dict[str, Any]:
         value = config.get(name)
         if value is None:
             continue
-        out[name] = float(value) if name in _NUMERIC_FIELDS else str(value)
+        if name in _NUMERIC_FIELDS:
+            # Configs are validated (cache/tuning.py); a stored one from before that may hold
+            # "fast" or NaN, which no engine uses either: leave it out rather than fail.
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if (isinstance(value, int) and abs(value) > 2**53) or not math.isfinite(value):
+                continue
+            out[name] = float(value)
+        else:
+            out[name] = str(value)
     return out
 
 

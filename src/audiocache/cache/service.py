@@ -23,6 +23,7 @@ from audiocache.cache.leases import SynthesisLeases
 from audiocache.cache.singleflight import SingleFlight
 from audiocache.cache.streaming import SharedStream
 from audiocache.cache.text import validate_text
+from audiocache.cache.tuning import repair_tuning, validate_tuning
 from audiocache.cache.voices import VoiceLibrary, canonical_provider
 from audiocache.errors import (
     InvalidVoice,
@@ -139,7 +140,7 @@ class CacheService:
         """Validate a request and work out its engine, synthesis request and cache key."""
         validate_text(text, self.max_text_chars)
         chosen = await self.resolve_voice(agent, voice)
-        merged = {**chosen.config, **(config or {})}
+        merged = {**chosen.config, **validate_tuning(config)}
         engine = self.engine(chosen.provider)
         await engine.validate_voice(chosen.voice_id)
         language = language if language is not None else agent.language_code
@@ -218,11 +219,14 @@ class CacheService:
         The current model of the engine is used, so an entry made by an older model moves
         to the key the runtime path now asks for."""
         engine = self.engine(entry.provider)
+        # A stored config the model now rejects is used without the bad fields, and the
+        # repaired one is what gets written back.
+        config = repair_tuning(entry.config, owner=f"entry {entry.id}")
         request = SynthesisRequest(
-            entry.transcript, entry.provider_voice_id, entry.language_code, entry.config
+            entry.transcript, entry.provider_voice_id, entry.language_code, config
         )
         audio = await engine.synthesize(request)
-        model = engine.model_for(entry.config, entry.provider_voice_id)
+        model = engine.model_for(config, entry.provider_voice_id)
         key = cache_key(
             agent_id=entry.agent_id,
             provider=entry.provider,
@@ -230,11 +234,12 @@ class CacheService:
             model=model,
             language=entry.language_code,
             text=entry.transcript,
-            config=entry.config,
+            config=config,
         )
         changes = {
             "model": model,
             "cache_key": key,
+            "config": config,
             "regenerated": True,
             "imported": False,  # the hand-made take, if any, is gone
             "audio_filename": None,
@@ -467,7 +472,7 @@ class CacheService:
             text,
             entry.provider_voice_id,
             language if language is not None else entry.language_code,
-            dict(config),
+            validate_tuning(config),
         )
         return await engine.synthesize(request)
 
@@ -480,6 +485,7 @@ class CacheService:
         self, entry: Entry, wav: bytes, filename: str, text: str, config: Mapping[str, Any]
     ) -> Entry:
         validate_text(text, self.max_text_chars, name="settings.text")
+        config = validate_tuning(config, where="settings.config")
         info = parse_wav(wav)
         engine = self.engines.get(entry.provider)
         model = (

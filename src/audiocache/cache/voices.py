@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from audiocache.cache.keys import cache_key
 from audiocache.cache.signing import Signer
+from audiocache.cache.tuning import VoiceTuningConfig, repair_tuning, validate_tuning
 from audiocache.errors import InvalidInput, NotFound
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.voices_repo import LibraryVoice, VoiceRepository, VoiceSample
@@ -75,9 +76,10 @@ class VoiceLibrary:
         name: str,
         provider: str,
         provider_voice_id: str,
-        config: Mapping[str, Any],
+        config: Mapping[str, Any] | VoiceTuningConfig,
         metadata: Mapping[str, Any] | None,
     ) -> LibraryVoice:
+        tuning = validate_tuning(config)
         await self._validate(provider, provider_voice_id, name)
         return await self.repo.create(
             {
@@ -86,7 +88,7 @@ class VoiceLibrary:
                 "name": name.strip(),
                 "provider": provider.strip(),
                 "provider_voice_id": provider_voice_id.strip(),
-                "config": dict(config),
+                "config": tuning,
                 "metadata": dict(metadata or {}),
             }
         )
@@ -95,13 +97,14 @@ class VoiceLibrary:
         voice = await self.repo.get(account_id, voice_id)
         if voice is None:
             raise NotFound(f"Voice {voice_id!r} not found")
-        return voice
+        return _repaired(voice)
 
     async def find(self, account_id: str, name: str) -> LibraryVoice | None:
         """The library voice a runtime ``voice`` names, if it names one."""
         if not name.startswith(VOICE_ID_PREFIX):
             return None
-        return await self.repo.get(account_id, name)
+        voice = await self.repo.get(account_id, name)
+        return _repaired(voice) if voice is not None else None
 
     async def search(
         self,
@@ -114,7 +117,7 @@ class VoiceLibrary:
     ) -> list[LibraryVoice]:
         if is_poly_voice:
             return []  # this installation curates no voices of its own
-        found = await self.repo.list_for_account(account_id)
+        found = [_repaired(v) for v in await self.repo.list_for_account(account_id)]
         if language:
             found = [v for v in found if _same(v.metadata.get("language"), language)]
         if gender:
@@ -125,10 +128,13 @@ class VoiceLibrary:
         return found
 
     async def update(self, voice: LibraryVoice, changes: Mapping[str, Any]) -> LibraryVoice:
+        """Patch a voice (one from ``get``). The config is always written: the new one,
+        validated, or the current one as read (repaired), so a patch heals a bad stored one."""
         provider = changes.get("provider", voice.provider)
         provider_voice_id = changes.get("provider_voice_id", voice.provider_voice_id)
+        config = validate_tuning(changes.get("config", voice.config))
         await self._validate(provider, provider_voice_id, changes.get("name", voice.name))
-        return await self.repo.update(voice, changes)
+        return await self.repo.update(voice, {**changes, "config": config})
 
     async def sample(self, voice: LibraryVoice) -> SampleLink:
         """Synthesize (or reuse) the voice's sample; return a signed, expiring link to it."""
@@ -187,6 +193,12 @@ class VoiceLibrary:
         engine = self.engines.get(canonical)
         if engine is not None:
             await engine.validate_voice(provider_voice_id.strip())
+
+
+def _repaired(voice: LibraryVoice) -> LibraryVoice:
+    """The voice with a config every engine can take (see ``repair_tuning``)."""
+    config = repair_tuning(voice.config, owner=f"voice {voice.id}")
+    return voice if config == voice.config else replace(voice, config=config)
 
 
 def _same(value: Any, wanted: str) -> bool:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audiocache.cache.service import CacheService
-from audiocache.errors import AudioCacheError
+from audiocache.cache.tuning import validate_tuning
+from audiocache.errors import AudioCacheError, InvalidSettings
 from audiocache.models import Agent
 
 
@@ -48,12 +49,12 @@ def parse_phrases(lines: Iterable[str]) -> tuple[list[Phrase], list[tuple[int, s
         try:
             data = json.loads(line)
             text = data["text"]
-            config = data.get("config") or {}
-            if not isinstance(text, str) or not isinstance(config, dict):
-                raise TypeError("text must be a string and config an object")
-            phrases.append(
-                Phrase(number, text, data.get("voice"), data.get("language"), dict(config))
-            )
+            if not isinstance(text, str):
+                raise TypeError("text must be a string")
+            config = validate_tuning(data.get("config"))
+            phrases.append(Phrase(number, text, data.get("voice"), data.get("language"), config))
+        except InvalidSettings as exc:
+            problems.append((number, exc.message))
         except (ValueError, KeyError, TypeError) as exc:
             problems.append((number, f"not a phrase: {exc}"))
     return phrases, problems
