@@ -24,7 +24,13 @@ from audiocache.audio.formats import parse_output_format
 from audiocache.audio.wav import parse_wav
 from audiocache.cache.query import parse_entry_id, parse_filters, parse_sort
 from audiocache.cache.variants import filename_for
-from audiocache.errors import InvalidId, InvalidInput, InvalidSettings, NotFound
+from audiocache.errors import (
+    InvalidId,
+    InvalidInput,
+    InvalidSettings,
+    NotFound,
+    StorageUnavailable,
+)
 from audiocache.models import EntryQuery, Principal
 from audiocache.services import Services
 
@@ -143,12 +149,20 @@ async def file_response(
     entry_id = parse_entry_id(entry_id_text)
     fmt = parse_output_format(output_format, accept)
     entry = await services.entries.get_in_account(principal.account_id, agent_id, entry_id)
-    if entry is None:
-        raise NotFound("Audio cache entry not found")
-    audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
-    return await audio_response(
-        services.blobs, audio, filename=filename_for(entry.audio_filename or f"{entry.id}.wav", fmt)
-    )
+    while True:
+        if entry is None:
+            raise NotFound("Audio cache entry not found")
+        filename = filename_for(entry.audio_filename or f"{entry.id}.wav", fmt)
+        try:
+            audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
+            return await audio_response(services.blobs, audio, filename=filename)
+        except StorageUnavailable:
+            # A delete or replace that committed after the lookup may have collected the
+            # blob: then it is a 404 (or the new audio), not a lost-audio 503.
+            now = await services.entries.get_in_account(principal.account_id, agent_id, entry_id)
+            if now is not None and now.blob_sha256 == entry.blob_sha256:
+                raise
+            entry = now
 
 
 @router.patch(
