@@ -272,3 +272,19 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def backend_env(settings: Any) -> dict[str, str]:
+    """The environment that puts an `audiocache` process on the same database and blob
+    store as these (test) settings."""
+    env: dict[str, str] = {}
+    if settings.database_url:
+        env["AUDIOCACHE_DATABASE_URL"] = settings.database_url
+    if settings.blob_url:
+        env["AUDIOCACHE_BLOB_URL"] = settings.blob_url
+        env["AUDIOCACHE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url or ""
+        env["AUDIOCACHE_S3_REGION"] = settings.s3_region
+        env["AUDIOCACHE_S3_ACCESS_KEY_ID"] = settings.s3_access_key_id or ""
+        secret = settings.s3_secret_access_key
+        env["AUDIOCACHE_S3_SECRET_ACCESS_KEY"] = secret.get_secret_value() if secret else ""
+    return env

@@ -10,22 +10,24 @@ The seed is printed; rerun a failure with ``CRASH_TEST_SEED=<seed>``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from support import LiveServer, sine_wav
+import sqlalchemy as sa
+from support import LiveServer, backend_env, sine_wav
 
+from audiocache.config import Settings
+from audiocache.services import build_services
 from audiocache.storage.tables import entries, pending_blob_deletes
 
 pytestmark = pytest.mark.slow
@@ -283,26 +285,41 @@ def assert_no_row_without_blob(server: LiveServer, when: str) -> None:
     assert report["rowsWithoutBlob"] == [], (when, report)
 
 
-def blob_files(blob_dir: Path) -> tuple[set[str], list[Path]]:
-    blobs: set[str] = set()
-    temps: list[Path] = []
-    for path in blob_dir.glob("*/*"):
-        if path.name.startswith(".tmp-"):
-            temps.append(path)
-        else:
-            blobs.add(path.name)
-    return blobs, temps
+def stored_state(settings: Settings) -> tuple[set[str], set[str], int, list[Path]]:
+    """What the stores hold, read directly: blobs, hashes rows refer to, queued deletes, and
+    (on a folder) temp files left behind."""
+
+    async def read() -> tuple[set[str], set[str], int]:
+        services = build_services(settings, engines=[])
+        try:
+            blobs = {blob.sha256 async for blob in services.blobs.iter_blobs()}
+            async with services.db.read() as conn:
+                rows = await conn.execute(sa.select(entries.c.blob_sha256))
+                referenced = {row[0] for row in rows}
+                count = sa.select(sa.func.count()).select_from(pending_blob_deletes)
+                pending = (await conn.execute(count)).scalar_one()
+        finally:
+            await services.db.close()
+            await services.blobs.close()
+        return blobs, referenced, pending
+
+    blobs, referenced, pending = asyncio.run(read())
+    temps = [] if settings.blob_url else list(settings.resolved_blob_dir().glob("*/.tmp-*"))
+    return blobs, referenced, pending, temps
 
 
-def test_kill_9_during_mixed_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
+def test_kill_9_during_mixed_writes_loses_no_acknowledged_write(
+    tmp_path: Path, settings: Settings
+) -> None:
     seed = int(os.environ.get("CRASH_TEST_SEED") or random.randrange(2**32))
     print(f"crash test seed: {seed} (rerun with CRASH_TEST_SEED={seed})")
     master = random.Random(seed)
     data_dir = tmp_path / "srv"
     servers: list[LiveServer] = []
+    env = backend_env(settings)  # SQLite + the folder in data_dir, or PostgreSQL + S3
 
     def start() -> LiveServer:
-        server = LiveServer(data_dir)  # a fresh port per start; the same data
+        server = LiveServer(data_dir, env)  # a fresh port per start; the same data
         servers.append(server)
         return server.start()
 
@@ -383,14 +400,9 @@ def test_kill_9_during_mixed_writes_loses_no_acknowledged_write(tmp_path: Path) 
         assert report["rowsWithoutBlob"] == [], report
         assert report["blobsWithoutRow"] == [], report
         assert report["pending"] == 0, report
-        blob_dir = data_dir / "blobs"
-        on_disk, temps = blob_files(blob_dir)
+        stored = stored_state(settings.model_copy(update={"data_dir": data_dir}))
+        on_disk, referenced, pending, temps = stored
         assert temps == [], temps
-        with closing(sqlite3.connect(data_dir / "audiocache.db")) as db:
-            rows = db.execute(f"SELECT blob_sha256 FROM {entries.name}")
-            referenced = {row[0] for row in rows}
-            queued = f"SELECT COUNT(*) FROM {pending_blob_deletes.name}"
-            pending = db.execute(queued).fetchone()[0]
         assert pending == 0
         assert on_disk == referenced
         assert report["blobs"] == len(referenced)
