@@ -79,6 +79,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes of the current head, as parsed
         self._head_raw = 0  # bytes received while the head is incomplete (not yet parsed)
         self._header_count = 0
+        self._heads_completed = 0  # heads completed within the current data_received
         self._refused = False  # answered and closing: whatever still arrives is dropped
         self._linger: asyncio.TimerHandle | None = None
 
@@ -129,6 +130,7 @@ class EdgeProtocol(HttpToolsProtocol):
             return
         self._unset_keepalive_if_required()
         head_was_incomplete = self._awaiting_head
+        self._heads_completed = 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -140,8 +142,9 @@ class EdgeProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
         else:
-            if head_was_incomplete and self._awaiting_head:
-                # httptools holds a partial header line until it ends: count it raw.
+            if head_was_incomplete and self._awaiting_head and not self._heads_completed:
+                # httptools holds a partial header line until it ends: count it raw. (Not
+                # when a whole message, head and body, arrived in this one read.)
                 self._head_raw += len(data)
                 if self._head_raw > self.limits.max_head_bytes:
                     self._refuse(HeadersTooLarge(self._too_large_message()))
@@ -176,6 +179,7 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._heads_completed += 1
         self._awaiting_head = False
         self._head_begun = False
         self._cancel_head_timer()

@@ -199,3 +199,24 @@ def test_endless_header_line_is_cut_off_without_buffering_it(server: LiveServer)
     growth = psutil.Process(server.process.pid).memory_info().rss - rss_before
     assert growth < 8 * 1024 * 1024, growth
     assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_whole_request_bigger_than_the_head_limit_in_one_read_is_served(
+    server: LiveServer,
+) -> None:
+    # Head and a body past MAX_HEAD_BYTES sent in one write, twice on one connection: the
+    # body is no part of the head, whatever one read of the socket returns.
+    body = b'{"text": "' + b"a" * (4 * MAX_HEAD_BYTES) + b'"}'
+    request = (
+        f"POST /v1/agents/nobody/tts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data or data.count(b"}") < 1:
+                chunk = sock.recv(65536)
+                assert chunk, data
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 401"), data[:200]
