@@ -10,7 +10,9 @@ and still are once those misses have synthesized and stand waiting on SQLite's w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 
 import pytest
 from support import Api, assert_envelope
@@ -60,17 +62,41 @@ async def test_hits_are_answered_while_misses_fill_the_engine_and_wait_to_store(
     await hits_answer(api, entry_id)  # the engine is saturated
     assert not any(m.done() for m in misses)
 
-    writer = sqlite3.connect(services.settings.data_dir / "audiocache.db", timeout=1)
-    writer.isolation_level = None
-    writer.execute("BEGIN IMMEDIATE")  # every store now waits for this lock
-    try:
+    async with held_write_lock(services):  # every store now waits for this lock
         fake_engine.gate.set()
         while len(fake_engine.calls) < 4 or fake_engine.active:  # all three synthesized
             await asyncio.sleep(0.005)
         await asyncio.sleep(0.1)
         assert not any(m.done() for m in misses)  # ... and wait to store
         await hits_answer(api, entry_id)
-    finally:
-        writer.rollback()
-        writer.close()
     assert [m.status_code for m in await asyncio.gather(*misses)] == [200, 200, 200]
+
+
+@contextlib.asynccontextmanager
+async def held_write_lock(services: Services) -> AsyncIterator[None]:
+    """Another client holding what every store needs: SQLite's write lock, or on PostgreSQL
+    a lock on the entries table that lets reads through but no insert."""
+    if services.db.is_sqlite:
+        writer = sqlite3.connect(services.settings.data_dir / "audiocache.db", timeout=1)
+        writer.isolation_level = None
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            writer.rollback()
+            writer.close()
+        return
+    import asyncpg
+
+    dsn = services.settings.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("LOCK TABLE audio_cache_entries IN SHARE ROW EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            await transaction.rollback()
+    finally:
+        await conn.close()

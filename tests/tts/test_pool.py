@@ -255,6 +255,7 @@ async def test_a_synthesis_past_its_limit_is_504_and_stores_nothing(
 async def test_a_streamed_miss_finding_the_pool_full_is_503_not_a_cut_stream(
     api: Api, fake_engine: StreamingFakeEngine
 ) -> None:
+    fake_engine.calls.clear()  # one instance serves the run of every backend
     await api.create_agent("bot")
     fake_engine.gate = asyncio.Event()
     held = [asyncio.create_task(api.speak("bot", f"held {n}", stream=True)) for n in range(2)]
