@@ -218,6 +218,8 @@ async def _sha(api: Api, entry_id: int) -> str:
         ({"maxEntries": 0}, "maxEntries"),
         ({"maxEntries": "ten"}, "maxEntries"),
         ({"maxBytes": -5}, "maxBytes"),
+        ({"maxEntries": 2**31}, "maxEntries"),
+        ({"maxBytes": 2**63}, "maxBytes"),
         ({"maxBytes": 1.5}, "maxBytes"),
         ({"eviction": "fifo"}, "eviction"),
         ({"ttlSeconds": 0}, "ttlSeconds"),

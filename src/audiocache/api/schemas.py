@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from audiocache.cache.agents import EvictionPolicy
-from audiocache.cache.eviction import MAX_TTL_SECONDS
+from audiocache.cache.eviction import MAX_BYTES, MAX_ENTRIES, MAX_TTL_SECONDS
 from audiocache.models import Agent, Entry, Usage
 
 
@@ -180,8 +180,12 @@ class CachePolicy(_Strict):
     admission: str = Field(description="default | always | never | min_hits")
     minHits: int | None = Field(None, ge=1, le=1_000_000)
     windowSeconds: int | None = Field(None, ge=1, le=366 * 86400)
-    maxEntries: StrictInt | None = Field(None, ge=1, description="Most entries kept.")
-    maxBytes: StrictInt | None = Field(None, ge=1, description="Most audio bytes kept.")
+    maxEntries: StrictInt | None = Field(
+        None, ge=1, le=MAX_ENTRIES, description="Most entries kept."
+    )
+    maxBytes: StrictInt | None = Field(
+        None, ge=1, le=MAX_BYTES, description="Most audio bytes kept."
+    )
     eviction: Literal["lru", "lfu"] | None = Field(
         None, description="Which entries go first; null: the installation's default."
     )

@@ -23,6 +23,8 @@ from audiocache.models import Agent, Candidate, InstallationLimits, Limits, Ttl,
 POLICIES = ("lru", "lfu")
 TTL_FROM = ("cached", "last_hit")
 MAX_TTL_SECONDS = 100 * 366 * 86400
+MAX_ENTRIES = 2**31 - 1  # the column's range on every database
+MAX_BYTES = 2**62
 
 
 def expired(candidate: Candidate, ttls: Iterable[Ttl], now: datetime) -> bool:
@@ -83,9 +85,12 @@ def validate_limits(
     ttl_from: str | None,
 ) -> None:
     """The same rules as the API's schema, for callers that bypass it (the CLI)."""
-    for name, value in (("maxEntries", max_entries), ("maxBytes", max_bytes)):
-        if value is not None and value < 1:
-            raise InvalidInput(f"{name} must be at least 1 (or null for no limit)")
+    for name, value, most in (
+        ("maxEntries", max_entries, MAX_ENTRIES),
+        ("maxBytes", max_bytes, MAX_BYTES),
+    ):
+        if value is not None and not 1 <= value <= most:
+            raise InvalidInput(f"{name} must be between 1 and {most} (or null for no limit)")
     if eviction is not None and eviction not in POLICIES:
         raise InvalidInput(f"eviction must be one of {', '.join(POLICIES)} (or null)")
     if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
