@@ -90,3 +90,24 @@ def test_check_and_gc_on_an_empty_install(tmp_path: Path) -> None:
     report = json.loads(run(data, "check", "--json").stdout)
     assert report["entries"] == 0 and report["rowsWithoutBlob"] == []
     assert run(data, "gc", "--grace-seconds", "0", "--json").returncode == 0
+
+
+def test_agents_policy_sets_eviction_options_and_keeps_those_not_given(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    made = run(data, "agents", "create", "--account", "acme", "--name", "E", "--agent-id", "e1")
+    assert made.returncode == 0, made.stderr
+
+    def policy(*args: str) -> str:
+        done = run(data, "agents", "policy", "e1", *args)
+        assert done.returncode == 0, done.stderr
+        return " ".join(done.stderr.split())  # as printed, whatever the line wrapping
+
+    policy("always", "--max-entries", "3", "--eviction", "lfu")
+    second = policy("never", "--ttl-seconds", "60")
+    assert "max_entries 3" in second and "eviction lfu" in second
+    assert "ttl_seconds 60" in second and "max_bytes none" in second
+    cleared = policy("never", "--max-entries", "none")
+    assert "max_entries none" in cleared and "ttl_seconds 60" in cleared
+    bad = run(data, "agents", "policy", "e1", "never", "--eviction", "fifo")
+    assert bad.returncode == 1 and "eviction must be one of" in " ".join(bad.stderr.split())
+    assert run(data, "agents", "policy", "e1", "never", "--max-bytes", "lots").returncode == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from audiocache.auth import validate_grants
+from audiocache.cache.agents import EvictionPolicy
 from audiocache.cache.warmup import WarmReport, parse_phrases, warm_up
 from audiocache.config import Settings, settings_markdown
 from audiocache.errors import AudioCacheError
@@ -213,23 +215,63 @@ def agents_create(
     print(_with_services(_settings(data_dir), work).public_id)
 
 
+_LIMIT_HELP = "Keep the current value if not given; 'none' removes the limit."
+
+
 @agents_app.command("policy")
 def agents_policy(
     agent_id: str,
     admission: Annotated[str, typer.Argument(help="default | always | never | min_hits")],
     min_hits: Annotated[int | None, typer.Option(help="With min_hits.")] = None,
     window_seconds: Annotated[int | None, typer.Option(help="With min_hits.")] = None,
+    max_entries: Annotated[str | None, typer.Option(help=f"Most entries. {_LIMIT_HELP}")] = None,
+    max_bytes: Annotated[str | None, typer.Option(help=f"Most bytes. {_LIMIT_HELP}")] = None,
+    eviction: Annotated[str | None, typer.Option(help=f"lru | lfu. {_LIMIT_HELP}")] = None,
+    ttl_seconds: Annotated[str | None, typer.Option(help=f"TTL. {_LIMIT_HELP}")] = None,
+    ttl_from: Annotated[str | None, typer.Option(help=f"cached | last_hit. {_LIMIT_HELP}")] = None,
     account: AccountOption = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Set when an agent's synthesized phrases are stored."""
+    """Set when an agent's synthesized phrases are stored, and when they are evicted."""
+    given = {
+        "max_entries": _int_or_none(max_entries, "--max-entries"),
+        "max_bytes": _int_or_none(max_bytes, "--max-bytes"),
+        "eviction": _none_or(eviction),
+        "ttl_seconds": _int_or_none(ttl_seconds, "--ttl-seconds"),
+        "ttl_from": _none_or(ttl_from),
+    }
+    changes = {name: value for name, value in given.items() if value is not _KEEP}
 
-    async def work(services: Services) -> None:
+    async def work(services: Services) -> EvictionPolicy:
         agent = await _agent(services, agent_id, account)
-        await services.agents.set_policy(agent, admission, min_hits, window_seconds)
+        limits = replace(EvictionPolicy.of(agent), **changes)
+        await services.agents.set_policy(agent, admission, min_hits, window_seconds, limits)
+        return limits
 
-    _with_services(_settings(data_dir), work)
-    console.print(f"{agent_id}: admission {admission}")
+    limits = _with_services(_settings(data_dir), work)
+    shown = ", ".join(f"{k} {'none' if v is None else v}" for k, v in asdict(limits).items())
+    console.print(f"{agent_id}: admission {admission}; {shown}")
+
+
+_KEEP: Any = object()
+
+
+def _none_or(value: str | None) -> Any:
+    if value is None:
+        return _KEEP
+    return None if value.lower() == "none" else value
+
+
+def _int_or_none(value: str | None, option: str) -> Any:
+    parsed = _none_or(value)
+    if parsed is _KEEP or parsed is None:
+        return parsed
+    try:
+        return int(parsed)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{parsed!r} is not a whole number or 'none'", param_hint=option
+        ) from None
 
 
 @app.command()

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -244,6 +245,59 @@ class Settings(BaseSettings):
     )
     hit_flush_seconds: float = Field(
         1.0, gt=0, description="Interval at which in-memory hit counts are written to the database."
+    )
+    eviction_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Interval of the background evictor (limits and TTLs are enforced this "
+        "often; storage may exceed a limit by what one interval writes).",
+    )
+    eviction_batch_size: int = Field(
+        500,
+        ge=1,
+        le=1000,
+        description="Entries the evictor deletes per transaction; small enough that a batch "
+        "holds the database for milliseconds, and its blobs fit one sweep (1000).",
+    )
+    eviction_policy: Literal["lru", "lfu"] = Field(
+        "lru",
+        description="Eviction order of agents whose policy names none, and of the "
+        "installation-wide cap: lru (oldest last hit first) or lfu (fewest hits first).",
+    )
+    eviction_agent_max_entries: int | None = Field(
+        None,
+        ge=1,
+        description="Per-agent quota of entries; an agent's maxEntries can only lower it. "
+        "Unset: no installation quota.",
+    )
+    eviction_agent_max_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Per-agent quota of audio bytes; an agent's maxBytes can only lower it. "
+        "Unset: no installation quota.",
+    )
+    eviction_ttl_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="TTL applied to every agent's entries (besides the agent's own ttlSeconds: "
+        "an entry goes once either expires). Unset: no installation TTL.",
+    )
+    eviction_ttl_from: Literal["cached", "last_hit"] = Field(
+        "cached",
+        description="What the installation TTL counts from: cached (cachedAt) or last_hit "
+        "(sliding; a never-hit entry counts from cachedAt).",
+    )
+    eviction_total_max_entries: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on entries across all agents, evicted in eviction_policy order over "
+        "every agent's entries. Unset: no cap.",
+    )
+    eviction_total_max_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on audio bytes across all agents (each entry's size; blobs shared by "
+        "entries count once per entry). Unset: no cap.",
     )
     key_cache_seconds: float = Field(
         0.0,

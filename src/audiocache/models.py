@@ -55,6 +55,13 @@ class Agent:
     branch_count: int
     created_at: datetime
     updated_at: datetime
+    # Eviction (``cache/eviction.py``): None is "no limit of the agent's own".
+    max_entries: int | None = None
+    max_bytes: int | None = None
+    eviction: str | None = None  # "lru" | "lfu"; None: the installation's default
+    ttl_seconds: int | None = None
+    ttl_from: str | None = None  # "cached" | "last_hit"; None: "cached"
+    evicted_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,3 +106,56 @@ class EntryQuery:
     offset: int = 0
     sort: tuple[SortKey, ...] = (SortKey("cached_at", True),)
     filters: tuple[FilterClause, ...] = field(default_factory=tuple)
+
+
+# -- eviction (the rules are in cache/eviction.py) ------------------------------------
+
+
+@dataclass(frozen=True)
+class Ttl:
+    seconds: int
+    since: str = "cached"  # "cached": from cachedAt; "last_hit": sliding from the last hit
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_entries: int | None = None
+    max_bytes: int | None = None
+    policy: str = "lru"
+    ttls: tuple[Ttl, ...] = ()
+
+    @property
+    def bounded(self) -> bool:
+        return self.max_entries is not None or self.max_bytes is not None
+
+    @property
+    def active(self) -> bool:
+        return self.bounded or bool(self.ttls)
+
+
+@dataclass(frozen=True)
+class InstallationLimits:
+    """The settings: per-agent quota and TTL, default policy, and the cap over all agents."""
+
+    agent: Limits = Limits()
+    total: Limits = Limits()
+
+
+@dataclass(frozen=True)
+class Usage:
+    entries: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    agent_id: str
+    size_bytes: int
+    hit_count: int
+    cached_at: datetime
+    last_hit_at: datetime | None
+
+    @property
+    def last_used(self) -> datetime:
+        return self.last_hit_at or self.cached_at

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
+from audiocache.cache.evictor import Evictor
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.leases import LeaseTimings, SynthesisLeases
 from audiocache.cache.service import CacheService
@@ -19,12 +20,13 @@ from audiocache.cache.tuning_audit import audit_stored_tuning
 from audiocache.cache.variants import VariantCache
 from audiocache.cache.voices import VoiceLibrary
 from audiocache.config import Settings
-from audiocache.models import AdmissionPolicy
+from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
 from audiocache.storage.agents_repo import AgentRepository
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.blobs.fs import FilesystemBlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
+from audiocache.storage.eviction_repo import EvictionRepository
 from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
 from audiocache.storage.leases_repo import LeaseRepository
@@ -66,10 +68,11 @@ class Services:
     voices: VoiceLibrary
     variants: VariantCache
     hits: HitCounter
+    evictor: Evictor
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
-        longer valid, and start the hit flusher."""
+        longer valid, and start the hit flusher and the evictor."""
         await self.db.migrate()
         swept = await sweep_pending(self.db, self.blobs)
         if swept:
@@ -82,8 +85,10 @@ class Services:
                 await start()
         _freeze_startup_objects()
         self.hits.start()
+        self.evictor.start()
 
     async def stop(self) -> None:
+        await self.evictor.stop()
         await self.hits.stop()
         await self.engines.close()
         await self.blobs.close()
@@ -135,6 +140,14 @@ def build_services(
             ),
         ),
     )
+    eviction = EvictionRepository(db)
+    evictor = Evictor(
+        repo=eviction,
+        cache=cache,
+        installation=installation_limits(settings),
+        interval_seconds=settings.eviction_interval_seconds,
+        batch_size=settings.eviction_batch_size,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -144,10 +157,28 @@ def build_services(
         entries=entries,
         authenticator=Authenticator(keys, settings.key_cache_seconds),
         cache=cache,
-        agents=AgentService(AgentRepository(db), cache),
+        agents=AgentService(AgentRepository(db), cache, eviction),
         voices=voices,
         variants=VariantCache(VariantRepository(db), blob_store, cache.degraded),
         hits=hits,
+        evictor=evictor,
+    )
+
+
+def installation_limits(settings: Settings) -> InstallationLimits:
+    ttl = settings.eviction_ttl_seconds
+    return InstallationLimits(
+        agent=Limits(
+            max_entries=settings.eviction_agent_max_entries,
+            max_bytes=settings.eviction_agent_max_bytes,
+            policy=settings.eviction_policy,
+            ttls=(Ttl(ttl, settings.eviction_ttl_from),) if ttl is not None else (),
+        ),
+        total=Limits(
+            max_entries=settings.eviction_total_max_entries,
+            max_bytes=settings.eviction_total_max_bytes,
+            policy=settings.eviction_policy,
+        ),
     )
 
 

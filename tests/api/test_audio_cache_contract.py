@@ -269,11 +269,20 @@ async def test_tts_engine_failure_is_502_and_stores_nothing(
 
 async def test_cache_policy_get_and_put(api: Api, agent: str) -> None:
     url = f"/v1/agents/{agent}/cache-policy"
+    no_limits = dict.fromkeys(("maxEntries", "maxBytes", "eviction", "ttlSeconds", "ttlFrom"))
+    read_only = {"evictedTotal": 0, "usage": {"entries": 0, "bytes": 0}}
     current = assert_json(await api.client.get(url, headers=api.headers))
-    assert current == {"admission": "always", "minHits": None, "windowSeconds": None}
-    wanted = {"admission": "min_hits", "minHits": 3, "windowSeconds": 60}
-    assert assert_json(await api.client.put(url, json=wanted, headers=api.headers)) == wanted
-    assert assert_json(await api.client.get(url, headers=api.headers)) == wanted
+    assert current == {
+        "admission": "always",
+        "minHits": None,
+        "windowSeconds": None,
+        **no_limits,
+        **read_only,
+    }
+    wanted = {"admission": "min_hits", "minHits": 3, "windowSeconds": 60, **no_limits}
+    got = assert_json(await api.client.put(url, json=wanted, headers=api.headers))
+    assert got == {**wanted, **read_only}
+    assert assert_json(await api.client.get(url, headers=api.headers)) == got
 
 
 @pytest.mark.parametrize(

@@ -102,20 +102,21 @@ async def duplicate_agent(
 @router.get(
     "/v1/agents/{agentId}/cache-policy",
     operation_id="getCachePolicy",
-    summary="Get the agent's admission policy (audiocache extension)",
+    summary="Get the agent's admission and eviction policy, usage (audiocache extension)",
     response_model=CachePolicy,
     responses=errors(401, 403, 404),
 )
 async def get_policy(
     agentId: str, principal: Principal = caller(READ), services: Services = ServicesDep
 ) -> CachePolicy:
-    return CachePolicy.of(await services.agents.owned(principal.account_id, agentId))
+    agent = await services.agents.owned(principal.account_id, agentId)
+    return CachePolicy.of(agent, await services.agents.usage(agent))
 
 
 @router.put(
     "/v1/agents/{agentId}/cache-policy",
     operation_id="setCachePolicy",
-    summary="Set the agent's admission policy (audiocache extension)",
+    summary="Set the agent's admission and eviction policy (audiocache extension)",
     response_model=CachePolicy,
     responses=errors(400, 401, 403, 404),
     openapi_extra=json_body(CachePolicy),
@@ -129,6 +130,6 @@ async def set_policy(
     body = await parse_json(request, CachePolicy)
     agent = await services.agents.owned(principal.account_id, agentId)
     updated = await services.agents.set_policy(
-        agent, body.admission, body.minHits, body.windowSeconds
+        agent, body.admission, body.minHits, body.windowSeconds, body.eviction_policy()
     )
-    return CachePolicy.of(updated)
+    return CachePolicy.of(updated, await services.agents.usage(updated))

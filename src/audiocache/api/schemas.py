@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from audiocache.cache.agents import EvictionPolicy
+from audiocache.cache.eviction import MAX_BYTES, MAX_ENTRIES, MAX_TTL_SECONDS
 from audiocache.cache.tuning import VoiceTuningConfig
-from audiocache.models import Agent, Entry
+from audiocache.models import Agent, Entry, Usage
 
 __all__ = ["VoiceTuningConfig"]  # re-exported: the wire model lives in the domain
 
@@ -136,19 +138,57 @@ class AgentResponse(BaseModel):
         )
 
 
+class CacheUsage(BaseModel):
+    entries: int
+    bytes: int
+
+
 class CachePolicy(_Strict):
-    """audiocache's own: when a synthesized phrase is kept (not part of the Agents API)."""
+    """audiocache's own: when a synthesized phrase is kept and when it goes (not part of the
+    Agents API). ``null`` limits mean "no limit of the agent's own"; the installation's
+    per-agent quota and TTL still apply, and an agent's limit can only tighten them."""
 
     admission: str = Field(description="default | always | never | min_hits")
     minHits: int | None = Field(None, ge=1, le=1_000_000)
     windowSeconds: int | None = Field(None, ge=1, le=366 * 86400)
+    maxEntries: StrictInt | None = Field(
+        None, ge=1, le=MAX_ENTRIES, description="Most entries kept."
+    )
+    maxBytes: StrictInt | None = Field(
+        None, ge=1, le=MAX_BYTES, description="Most audio bytes kept."
+    )
+    eviction: Literal["lru", "lfu"] | None = Field(
+        None, description="Which entries go first; null: the installation's default."
+    )
+    ttlSeconds: StrictInt | None = Field(None, ge=1, le=MAX_TTL_SECONDS)
+    ttlFrom: Literal["cached", "last_hit"] | None = Field(
+        None, description="TTL counts from cachedAt (null: the same) or the last hit."
+    )
+    evictedTotal: int | None = Field(
+        None, description="Read-only: entries evicted so far (ignored in a PUT)."
+    )
+    usage: CacheUsage | None = Field(
+        None, description="Read-only: what the agent's entries take now (ignored in a PUT)."
+    )
 
     @classmethod
-    def of(cls, agent: Agent) -> CachePolicy:
+    def of(cls, agent: Agent, usage: Usage | None = None) -> CachePolicy:
         return cls(
             admission=agent.admission,
             minHits=agent.admission_min_hits,
             windowSeconds=agent.admission_window_seconds,
+            maxEntries=agent.max_entries,
+            maxBytes=agent.max_bytes,
+            eviction=agent.eviction,
+            ttlSeconds=agent.ttl_seconds,
+            ttlFrom=agent.ttl_from,
+            evictedTotal=agent.evicted_total,
+            usage=CacheUsage(entries=usage.entries, bytes=usage.bytes) if usage else None,
+        )
+
+    def eviction_policy(self) -> EvictionPolicy:
+        return EvictionPolicy(
+            self.maxEntries, self.maxBytes, self.eviction, self.ttlSeconds, self.ttlFrom
         )
 
 

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from audiocache.cache.admission import validate_policy
+from audiocache.cache.eviction import validate_limits
 from audiocache.cache.keys import cache_key
 from audiocache.cache.service import CacheService
 from audiocache.errors import InvalidInput, NotFound
-from audiocache.models import Agent, Entry
+from audiocache.models import Agent, Entry, Usage
 from audiocache.storage.agents_repo import AgentRepository
+from audiocache.storage.eviction_repo import EvictionRepository
 
 
 class AgentService:
-    def __init__(self, agents: AgentRepository, cache: CacheService) -> None:
+    def __init__(
+        self, agents: AgentRepository, cache: CacheService, eviction: EvictionRepository
+    ) -> None:
         self.agents = agents
         self.cache = cache
+        self.eviction = eviction
 
     async def owned(self, account_id: str, agent_id: str) -> Agent:
         """The account's agent of that (public) id; another account's is simply not there."""
@@ -89,16 +95,52 @@ class AgentService:
         )
 
     async def set_policy(
-        self, agent: Agent, mode: str, min_hits: int | None, window_seconds: int | None
+        self,
+        agent: Agent,
+        mode: str,
+        min_hits: int | None,
+        window_seconds: int | None,
+        eviction: EvictionPolicy | None = None,
     ) -> Agent:
+        """Admission, and (unless ``eviction`` is None, which keeps them) eviction limits."""
         validate_policy(mode, min_hits, window_seconds)
         values: dict[str, Any] = {
             "admission": mode,
             "admission_min_hits": min_hits if mode == "min_hits" else None,
             "admission_window_seconds": window_seconds if mode == "min_hits" else None,
         }
+        if eviction is not None:
+            validate_limits(
+                eviction.max_entries,
+                eviction.max_bytes,
+                eviction.eviction,
+                eviction.ttl_seconds,
+                eviction.ttl_from,
+            )
+            values.update(asdict(eviction))
         await self.agents.update(agent.id, **values)
         return await self.owned(agent.account_id, agent.public_id)
+
+    async def usage(self, agent: Agent) -> Usage:
+        """What the agent's entries take now, pinned and imported ones included."""
+        return await self.eviction.usage(agent.id)
+
+
+@dataclass(frozen=True)
+class EvictionPolicy:
+    """An agent's own eviction fields (None: no limit of its own; see cache/eviction.py)."""
+
+    max_entries: int | None = None
+    max_bytes: int | None = None
+    eviction: str | None = None
+    ttl_seconds: int | None = None
+    ttl_from: str | None = None
+
+    @classmethod
+    def of(cls, agent: Agent) -> EvictionPolicy:
+        return cls(
+            agent.max_entries, agent.max_bytes, agent.eviction, agent.ttl_seconds, agent.ttl_from
+        )
 
 
 def new_agent_id() -> str:

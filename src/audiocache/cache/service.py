@@ -532,9 +532,13 @@ class CacheService:
             await self._sweep([entry.blob_sha256])
         return updated
 
-    async def delete_entries(self, agent_id: str, entry_ids: list[int]) -> list[int]:
+    async def delete_entries(
+        self, agent_id: str, entry_ids: list[int], *, evicting: bool = False
+    ) -> list[int]:
+        """Rows and queued blobs in one transaction, then the sweep (``storage/gc.py``);
+        ``evicting`` spares entries pinned or uploaded meanwhile and counts the rest."""
         self.forget_recent()
-        deleted = await self.entries.delete(agent_id, entry_ids)
+        deleted = await self.entries.delete(agent_id, entry_ids, evicting=evicting)
         if deleted:
             await self._sweep(None)
         return deleted

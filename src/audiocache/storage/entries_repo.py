@@ -164,21 +164,33 @@ class EntryRepository:
             raise NotFound("Audio cache entry not found")
         return updated
 
-    async def delete(self, agent_id: str, entry_ids: list[int]) -> list[int]:
-        """Delete the given entries of the agent; returns the ids that existed and are gone."""
+    async def delete(
+        self, agent_id: str, entry_ids: list[int], *, evicting: bool = False
+    ) -> list[int]:
+        """Delete the given entries of the agent; returns the ids that existed and are gone.
+
+        ``evicting``: only entries still evictable (one pinned or replaced by an upload
+        since it was chosen stays), counted in the agent's ``evicted_total``."""
         if not entry_ids:
             return []
+        condition = sa.and_(entries.c.agent_id == agent_id, entries.c.id.in_(entry_ids))
+        if evicting:
+            condition = sa.and_(
+                condition, entries.c.pinned == sa.false(), entries.c.imported == sa.false()
+            )
         async with self.db.write() as conn:
             found = (
-                await conn.execute(
-                    sa.select(entries.c.id, entries.c.blob_sha256).where(
-                        entries.c.agent_id == agent_id, entries.c.id.in_(entry_ids)
-                    )
-                )
+                await conn.execute(sa.select(entries.c.id, entries.c.blob_sha256).where(condition))
             ).all()
             if found:
                 await conn.execute(entries.delete().where(entries.c.id.in_([r.id for r in found])))
                 await queue_blob_deletes(conn, [r.blob_sha256 for r in found])
+            if found and evicting:
+                await conn.execute(
+                    agents.update()
+                    .where(agents.c.id == agent_id)
+                    .values(evicted_total=agents.c.evicted_total + len(found))
+                )
         return [r.id for r in found]
 
     async def add_hits(self, counts: Mapping[int, int], at: datetime) -> None:

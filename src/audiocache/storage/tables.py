@@ -39,6 +39,13 @@ agents = sa.Table(
     sa.Column("branch_count", sa.Integer, nullable=False, server_default="1"),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # eviction policy (null: no limit of the agent's own) and what eviction removed so far
+    sa.Column("max_entries", sa.Integer, nullable=True),
+    sa.Column("max_bytes", sa.BigInteger, nullable=True),
+    sa.Column("eviction", sa.String(8), nullable=True),
+    sa.Column("ttl_seconds", sa.BigInteger, nullable=True),
+    sa.Column("ttl_from", sa.String(16), nullable=True),
+    sa.Column("evicted_total", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("uq_agents_account_public_id", "account_id", "public_id", unique=True),
 )
 
