@@ -95,11 +95,11 @@ class EntryRepository:
             )
             total: int | None = None
             if searched and (found or query.offset == 0):
-                total = found[0].total if found else 0
+                total = int(found[0].total) if found else 0
             elif not query.filters:
                 total = await entry_count(conn, agent_id)
             if total is None:
-                total = (await conn.execute(count)).scalar_one()
+                total = int((await conn.execute(count)).scalar_one())
         by_id = {row.id: row for row in rows}
         # A row deleted between the two reads (PostgreSQL, read committed) is left out.
         return [_to_entry(by_id[i]._mapping) for i in ids if i in by_id], total
@@ -268,7 +268,7 @@ class EntryRepository:
 
 def list_statements(
     agent_id: str, query: EntryQuery, dialect: str
-) -> tuple[sa.Select[Any], sa.Select[tuple[int]]]:
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """The list's two statements: the ids of the page (with ``total``, the number of
     matches, when a search index selects them) and the count of what the query selects."""
     condition = sa.and_(
@@ -337,9 +337,7 @@ def contains_sql(value: str, dialect: str) -> sa.ColumnElement[bool]:
     pattern = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     # lower() on both sides in SQL: Python's lower() folds more than SQLite's (ASCII only),
     # so a pattern lowered here missed its own text ("É" did not find "É").
-    like = sa.func.lower(entries.c.transcript).like(
-        sa.func.lower(f"%{pattern}%"), escape="\\"
-    )
+    like = sa.func.lower(entries.c.transcript).like(sa.func.lower(f"%{pattern}%"), escape="\\")
     if dialect != "sqlite" or not _searches(FilterClause("transcript", "contains", value)):
         return like
     phrase = '"' + value.replace('"', '""') + '"'
