@@ -35,13 +35,18 @@ async def _plan(
     them — with a few rows the planner would rightly prefer a scan)."""
     db = api.services.db
     async with db.engine.connect() as conn:
-        sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        # Bound parameters as the repository sends them (a literal could match an
+        # expression index that the parameterised statement misses).
+        compiled = statement.compile(dialect=conn.dialect)
+        values = compiled.construct_params()
+        params = tuple(values[name] for name in compiled.positiontup or ())
+        sql = str(compiled)
         if conn.dialect.name == "sqlite":
-            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
             return "\n".join(str(row[3]) for row in rows)
         for method in off:
             await conn.exec_driver_sql(f"SET LOCAL enable_{method} = off")
-        plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}")).scalar_one()
+        plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}", params)).scalar_one()
         return json.dumps(plan)
 
 

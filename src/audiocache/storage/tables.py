@@ -86,7 +86,11 @@ entries = sa.Table(
 
 # The list sorts transcripts by a prefix (a B-tree entry is capped at ~2.7 kB on PostgreSQL).
 TRANSCRIPT_PREFIX = 256
-transcript_sort_key = sa.func.substr(entries.c.transcript, 1, TRANSCRIPT_PREFIX)
+# The bounds are literals, never bound parameters: SQLite matches an expression index only
+# to the very same expression, and PostgreSQL's generic plans would miss it likewise.
+transcript_sort_key = sa.func.substr(
+    entries.c.transcript, sa.literal_column("1"), sa.literal_column(str(TRANSCRIPT_PREFIX))
+)
 sa.Index("ix_entries_agent_transcript", entries.c.agent_id, transcript_sort_key, entries.c.id)
 
 # Not in the metadata: transcript search indexes, one per dialect (migration 0005) — an
