@@ -20,7 +20,8 @@ from audiocache.models import Agent, Entry
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.entries_repo import copy_entries
 from audiocache.storage.pending import queue_blob_deletes
-from audiocache.storage.tables import agents, entries
+from audiocache.storage.tables import agent_usage, agents, entries
+from audiocache.storage.usage import create_usage
 
 _BY_ID = sa.select(agents).where(agents.c.id == sa.bindparam("agent_id"))
 _BY_PUBLIC_ID = sa.select(agents).where(
@@ -86,6 +87,7 @@ class AgentRepository:
                 ).scalars()
             )
             await conn.execute(entries.delete().where(entries.c.agent_id == agent_id))
+            await conn.execute(agent_usage.delete().where(agent_usage.c.agent_id == agent_id))
             await conn.execute(agents.delete().where(agents.c.id == agent_id))
             await queue_blob_deletes(conn, shas)
         return shas
@@ -132,6 +134,7 @@ class AgentRepository:
                         raise Conflict(f"Agent {public_id!r} already exists")
                     internal = await _free_internal_id(conn, public_id)
                     await conn.execute(agents.insert().values(**values, id=internal))
+                    await create_usage(conn, internal)
                     if copy_from is not None:
                         source_id, rekey = copy_from
                         await copy_entries(conn, source_id, internal, _bound(rekey, internal))

@@ -16,14 +16,22 @@ from audiocache.models import Entry, EntryQuery, FilterClause
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.records import Record
-from audiocache.storage.tables import agents, entries, phrase_requests
+from audiocache.storage.tables import agents, entries, phrase_requests, transcript_sort_key
+from audiocache.storage.usage import add_usage, entry_count
 
-_SORT_COLUMNS = {
+# SQLite's FTS5 trigram index of transcripts (migration 0005): rowid is the entry id.
+_FTS = sa.table("audio_cache_entries_fts", sa.column("rowid", sa.Integer), sa.column("transcript"))
+
+# Each matches an index (agent_id, <key>, id). Transcripts sort by their first
+# TRANSCRIPT_PREFIX characters (ties by id): a PostgreSQL B-tree entry may not pass ~2.7 kB,
+# a transcript may be 5,000 characters, and sorting by the whole text would read every
+# skipped row of a deep page. Shorter transcripts (nearly all) sort exactly by their text.
+_SORT_KEYS: dict[str, sa.ColumnElement[Any]] = {
     "id": entries.c.id,
     "hit_count": entries.c.hit_count,
     "cached_at": entries.c.cached_at,
     "duration": entries.c.duration,
-    "transcript": entries.c.transcript,
+    "transcript": transcript_sort_key,
     "provider": entries.c.provider,
     "language_code": entries.c.language_code,
     "last_hit_at": entries.c.last_hit_at,
@@ -70,24 +78,31 @@ class EntryRepository:
         return _to_entry(row) if row else None
 
     async def find_page(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
-        condition = sa.and_(entries.c.agent_id == agent_id, *map(_filter_sql, query.filters))
-        order = [
-            (_SORT_COLUMNS[key.field].desc() if key.descending else _SORT_COLUMNS[key.field].asc())
-            for key in query.sort
-        ]
-        tiebreak = entries.c.id.desc() if query.sort and query.sort[-1].descending else entries.c.id
-        select = (
-            sa.select(entries)
-            .where(condition)
-            .order_by(*order, tiebreak)
-            .limit(query.limit)
-            .offset(query.offset)
-        )
-        count = sa.select(sa.func.count()).select_from(entries).where(condition)
+        """One page in the query's order and the exact number of entries it selects.
+
+        The page's ids come first, from the sort order's index alone (at offset 10,000 only
+        ids are skipped, not rows); then the rows of those ids. The unfiltered total is the
+        agent's usage counter; a filtered one is counted through the indexes."""
+        ids_query, count = list_statements(agent_id, query, self.db.engine.dialect.name)
+        searched = any(_searches(c) for c in query.filters)
         async with self.db.read() as conn:
-            rows = (await conn.execute(select)).all()
-            total = (await conn.execute(count)).scalar_one()
-        return [_to_entry(row._mapping) for row in rows], total
+            found = (await conn.execute(ids_query)).all()
+            ids = [row.id for row in found]
+            rows = (
+                (await conn.execute(sa.select(entries).where(entries.c.id.in_(ids)))).all()
+                if ids
+                else []
+            )
+            total: int | None = None
+            if searched and (found or query.offset == 0):
+                total = int(found[0].total) if found else 0
+            elif not query.filters:
+                total = await entry_count(conn, agent_id)
+            if total is None:
+                total = int((await conn.execute(count)).scalar_one())
+        by_id = {row.id: row for row in rows}
+        # A row deleted between the two reads (PostgreSQL, read committed) is left out.
+        return [_to_entry(by_id[i]._mapping) for i in ids if i in by_id], total
 
     async def insert(
         self,
@@ -110,6 +125,8 @@ class EntryRepository:
                 await self.db.lock_blob(conn, row["blob_sha256"])
                 if before_commit is not None:
                     await before_commit()
+                # Last: on PostgreSQL the counter row stays locked until the commit.
+                await add_usage(conn, inserted["agent_id"], 1, inserted["size_bytes"])
         except IntegrityError as exc:
             existing = await self.find_by_key(row["agent_id"], row["cache_key"])
             if existing is None:
@@ -130,11 +147,20 @@ class EntryRepository:
         row = _encode(values)
         try:
             async with self.db.write() as conn:
+                # The size as stored now (the caller's copy may be stale); FOR UPDATE makes a
+                # concurrent replacement wait on PostgreSQL (SQLite has one writer anyway).
+                old_size = await conn.scalar(
+                    sa.select(entries.c.size_bytes)
+                    .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
+                    .with_for_update()
+                )
                 result = await conn.execute(
                     entries.update()
                     .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
                     .values(**row)
                 )
+                if result.rowcount and old_size is not None and "size_bytes" in row:
+                    await add_usage(conn, entry.agent_id, 0, row["size_bytes"] - old_size)
                 if result.rowcount and row.get("blob_sha256", entry.blob_sha256) != (
                     entry.blob_sha256
                 ):
@@ -179,19 +205,25 @@ class EntryRepository:
                 condition, entries.c.pinned == sa.false(), entries.c.imported == sa.false()
             )
         async with self.db.write() as conn:
-            found = (
-                await conn.execute(sa.select(entries.c.id, entries.c.blob_sha256).where(condition))
+            # The rows this delete removed (a concurrent delete of the same id on PostgreSQL
+            # waits, then removes nothing): what the counters and the queue must follow.
+            gone = (
+                await conn.execute(
+                    entries.delete()
+                    .where(condition)
+                    .returning(entries.c.id, entries.c.blob_sha256, entries.c.size_bytes)
+                )
             ).all()
-            if found:
-                await conn.execute(entries.delete().where(entries.c.id.in_([r.id for r in found])))
-                await queue_blob_deletes(conn, [r.blob_sha256 for r in found])
-            if found and evicting:
+            if gone:
+                await add_usage(conn, agent_id, -len(gone), -sum(r.size_bytes for r in gone))
+                await queue_blob_deletes(conn, [r.blob_sha256 for r in gone])
+            if gone and evicting:
                 await conn.execute(
                     agents.update()
                     .where(agents.c.id == agent_id)
-                    .values(evicted_total=agents.c.evicted_total + len(found))
+                    .values(evicted_total=agents.c.evicted_total + len(gone))
                 )
-        return [r.id for r in found]
+        return sorted(r.id for r in gone)
 
     async def add_hits(self, counts: Mapping[int, int], at: datetime) -> None:
         if not counts:
@@ -245,13 +277,83 @@ class EntryRepository:
             ).scalar_one()
 
 
-def _filter_sql(clause: FilterClause) -> sa.ColumnElement[bool]:
+def list_statements(
+    agent_id: str, query: EntryQuery, dialect: str
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The list's two statements: the ids of the page (with ``total``, the number of
+    matches, when a search index selects them) and the count of what the query selects."""
+    condition = sa.and_(
+        _agent_sql(agent_id, query.filters, dialect),
+        *(_filter_sql(c, dialect) for c in query.filters),
+    )
+    ids: sa.Select[Any] = page_ids(condition, query)
+    if any(_searches(c) for c in query.filters):
+        # The matches drive the plan (a search index): counting them in the same pass
+        # that sorts them costs one walk over them instead of two.
+        ids = ids.add_columns(sa.func.count().over().label("total"))
+    return ids, sa.select(sa.func.count()).select_from(entries).where(condition)
+
+
+def page_ids(condition: sa.ColumnElement[bool], query: EntryQuery) -> sa.Select[tuple[int]]:
+    """The ids of one page, in the query's order, ties broken by id like the last key.
+
+    Each single-key order is an index ``(agent_id, <key>, id)`` read forwards or backwards,
+    which holds the id too: skipping 10,000 of them reads no row."""
+    order = [
+        _SORT_KEYS[key.field].desc() if key.descending else _SORT_KEYS[key.field].asc()
+        for key in query.sort
+    ]
+    tiebreak = entries.c.id.desc() if query.sort and query.sort[-1].descending else entries.c.id
+    return (
+        sa.select(entries.c.id)
+        .where(condition)
+        .order_by(*order, tiebreak)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
+
+
+def _agent_sql(
+    agent_id: str, filters: tuple[FilterClause, ...], dialect: str
+) -> sa.ColumnElement[bool]:
+    """The agent's rows. When the FTS index selects them, SQLite's unary ``+`` keeps its
+    planner from walking the agent's whole index instead and probing each id against the
+    matches: the matches (few) drive, looked up by id, whatever the sort."""
+    if dialect == "sqlite" and any(_searches(c) for c in filters):
+        return sa.literal_column(f"+{entries.name}.agent_id", sa.String) == agent_id
+    return entries.c.agent_id == agent_id
+
+
+def _searches(clause: FilterClause) -> bool:
+    """A contains filter the trigram indexes answer (three characters make a trigram)."""
+    return clause.op == "contains" and isinstance(clause.value, str) and len(clause.value) >= 3
+
+
+def _filter_sql(clause: FilterClause, dialect: str) -> sa.ColumnElement[bool]:
     column = entries.c[clause.field]
     if clause.op == "contains":
         assert isinstance(clause.value, str)
-        pattern = clause.value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return sa.func.lower(column).like(f"%{pattern.lower()}%", escape="\\")
+        return contains_sql(clause.value, dialect)
     return column == clause.value
+
+
+def contains_sql(value: str, dialect: str) -> sa.ColumnElement[bool]:
+    """``transcript contains value``: case-insensitive as far as the database's lower()
+    folds case (SQLite: ASCII letters), with %, _ and backslashes taken literally.
+
+    The LIKE is what decides. On PostgreSQL a pg_trgm index answers it; on SQLite the FTS5
+    trigram index first narrows the rows to those holding the text's trigrams (it folds
+    case at least as widely as lower(), so it never drops a match), for texts of three
+    characters or more — shorter ones have no trigram and scan the agent's rows."""
+    pattern = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    # lower() on both sides in SQL: Python's lower() folds more than SQLite's (ASCII only),
+    # so a pattern lowered here missed its own text ("É" did not find "É").
+    like = sa.func.lower(entries.c.transcript).like(sa.func.lower(f"%{pattern}%"), escape="\\")
+    if dialect != "sqlite" or not _searches(FilterClause("transcript", "contains", value)):
+        return like
+    phrase = '"' + value.replace('"', '""') + '"'
+    candidates = sa.select(_FTS.c.rowid).where(_FTS.c.transcript.op("MATCH")(phrase))
+    return sa.and_(entries.c.id.in_(candidates), like)
 
 
 def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,4 +388,5 @@ async def copy_entries(
         copies.append(values)
     if copies:
         await conn.execute(entries.insert(), copies)
+        await add_usage(conn, target_agent, len(copies), sum(c["size_bytes"] for c in copies))
     return len(copies)

@@ -74,8 +74,50 @@ entries = sa.Table(
     sa.Column("pinned", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("audio_filename", sa.String(255), nullable=True),
     sa.UniqueConstraint("agent_id", "cache_key", name="uq_entries_agent_key"),
-    sa.Index("ix_entries_agent_cached", "agent_id", "cached_at"),
+    # One index per sort order of the list (migration 0005): a page is read in index order.
+    sa.Index("ix_entries_agent_id", "agent_id", "id"),
+    *(
+        sa.Index(f"ix_entries_agent_{column}", "agent_id", column, "id")
+        for column in (
+            "hit_count",
+            "cached_at",
+            "duration",
+            "provider",
+            "language_code",
+            "last_hit_at",
+            "size_bytes",
+        )
+    ),
     sqlite_autoincrement=True,  # ids are never reused: a deleted id stays deleted
+)
+
+# The list sorts transcripts by a prefix (a B-tree entry is capped at ~2.7 kB on PostgreSQL).
+TRANSCRIPT_PREFIX = 256
+# The bounds are literals, never bound parameters: SQLite matches an expression index only
+# to the very same expression, and PostgreSQL's generic plans would miss it likewise.
+transcript_sort_key = sa.func.substr(
+    entries.c.transcript, sa.literal_column("1"), sa.literal_column(str(TRANSCRIPT_PREFIX))
+)
+sa.Index("ix_entries_agent_transcript", entries.c.agent_id, transcript_sort_key, entries.c.id)
+
+# Not in the metadata: transcript search indexes, one per dialect (migration 0005) — an
+# FTS5 trigram table ``audio_cache_entries_fts`` kept by triggers on SQLite, a pg_trgm GIN
+# index ``ix_entries_transcript_trgm`` on lower(transcript) on PostgreSQL.
+
+# Entries and bytes per agent, kept in the transaction of every insert and delete: an exact
+# unfiltered totalCount without counting rows, and what quotas compare against. An agent
+# without a row (none is missing after migration 0005) is counted row by row instead.
+agent_usage = sa.Table(
+    "agent_usage",
+    metadata,
+    sa.Column(
+        "agent_id",
+        sa.String(128),
+        sa.ForeignKey("agents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("entry_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("total_bytes", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 phrase_requests = sa.Table(

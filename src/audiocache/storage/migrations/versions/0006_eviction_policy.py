@@ -1,14 +1,14 @@
 """Eviction policy per agent: entry and byte limits, lru/lfu, TTL, and an evicted count.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 
 _COLUMNS = ("max_entries", "max_bytes", "eviction", "ttl_seconds", "ttl_from", "evicted_total")
 

@@ -1,0 +1,440 @@
+"""Listing one agent of a million entries, on SQLite and on PostgreSQL, idle and under writes.
+
+Per backend, everything in a temp dir, torn down at the end:
+
+1. a database migrated to 0004 (the schema before the list indexes), one account key, one
+   agent with admission ``always``, one real WAV blob in the local blob folder;
+2. N entries (default 1,000,000) bulk-loaded into that agent — sqlite3 ``executemany`` in
+   one transaction / asyncpg ``COPY`` — all pointing at the one blob; transcripts from
+   call-centre templates with names and numbers (1 template in 100 says "order number");
+3. the upgrade to head, timed: that is what an operator's existing database goes through;
+4. ``audiocache serve`` (tests/support.py's LiveServer) on that database;
+5. every request of the table, sequentially over one keep-alive connection, after a
+   warm-up: p50/p99 in ms, and the server's RSS;
+6. the same again while a steady write load runs: misses through ``POST …/tts`` (admission
+   always, so each is synthesized by espeak-ng and stored) and ``PATCH …/file`` uploads
+   over random entries; with the ratio to the idle figures.
+
+PostgreSQL is a throwaway cluster of tests/realservers.py (fsync off: a bench, not a
+durability test); S3 is not involved (listing never reads a blob).
+
+    python bench/scale.py [--backend sqlite|postgres|both] [--entries 1000000]
+                          [--samples 40] [--write-rate 4] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from realservers import PostgresCluster
+from support import LiveServer, sine_wav
+
+from audiocache.storage.blobs.fs import FilesystemBlobStore
+from audiocache.storage.db import MIGRATIONS_DIR, Database, utcnow
+from audiocache.storage.keys_repo import ApiKeyRepository
+from audiocache.storage.tables import agents
+
+ACCOUNT = "bench"
+AGENT = "bench-agent"
+GRANTS = frozenset({"audio_cache:read", "audio_cache:write", "agents:read", "agents:write"})
+SORTS = {  # the direction an operator looks at first
+    "id": "desc",
+    "hit_count": "desc",
+    "cached_at": "desc",
+    "duration": "desc",
+    "transcript": "asc",
+    "provider": "asc",
+    "language_code": "asc",
+    "last_hit_at": "desc",
+    "size": "desc",
+}
+CONTAINS = "order number"
+AIM_MS = {"contains": 50.0}
+AIM_DEFAULT_MS = 20.0
+AIM_RSS_MB = 200.0
+
+NAMES = ["Alice", "Bob", "Chidi", "Dana", "Émile", "Farah", "Göran", "Hiro", "Inés", "Jamal"]
+PLACES = ["Leeds", "Austin", "Lyon", "Pune", "Osaka", "Cork", "Lagos", "Porto"]
+VERBS = ["check", "confirm", "update", "cancel", "change", "find", "book", "move"]
+THINGS = ["booking", "delivery", "appointment", "payment", "account", "ticket", "parcel"]
+
+
+def log(message: str) -> None:
+    print(f"[scale] {message}", file=sys.stderr, flush=True)
+
+
+def templates() -> list[str]:
+    """100 templates, exactly one of which says "order number"."""
+    others = [
+        f"I can {v} your {t} for {{name}} in {{place}}, ref {{n}}." for v in VERBS for t in THINGS
+    ]
+    others += [
+        f"The {t} to {p} is booked for {{day}} at {{n}} past nine." for t in THINGS for p in PLACES
+    ]
+    return ["Your order number is {n}, {name}.", *others[:99]]
+
+
+def transcripts(count: int, seed: int = 7) -> Iterator[str]:
+    rng = random.Random(seed)
+    shapes = templates()
+    assert len(shapes) == 100 and sum(CONTAINS in s for s in shapes) == 1
+    days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
+    for i in range(count):
+        yield shapes[i % 100].format(
+            n=rng.randrange(10**7),
+            name=rng.choice(NAMES),
+            place=rng.choice(PLACES),
+            day=rng.choice(days),
+        )
+
+
+def rows(count: int, sha: str, size: int) -> Iterator[tuple[Any, ...]]:
+    rng = random.Random(11)
+    start = utcnow() - timedelta(days=365)
+    for i, text in enumerate(transcripts(count)):
+        cached = start + timedelta(seconds=i * 30)
+        hits = int(rng.paretovariate(1.2)) - 1
+        last = cached + timedelta(hours=rng.randrange(1, 2000)) if hits else None
+        yield (
+            AGENT,
+            f"{i:064x}",
+            text,
+            rng.choice(("espeak", "piper", "fake")),
+            "en-us",
+            rng.choice(("en-US", "en-GB", "fr-FR", "de-DE")),
+            "",
+            "{}",
+            sha,
+            size + rng.randrange(-1000, 1000),
+            round(rng.uniform(0.5, 9.0), 3),
+            hits,
+            cached,
+            last,
+            False,
+            False,
+            False,
+            None,
+        )
+
+
+COLUMNS = (
+    "agent_id",
+    "cache_key",
+    "transcript",
+    "provider",
+    "provider_voice_id",
+    "language_code",
+    "model",
+    "config_json",
+    "blob_sha256",
+    "size_bytes",
+    "duration",
+    "hit_count",
+    "cached_at",
+    "last_hit_at",
+    "regenerated",
+    "imported",
+    "pinned",
+    "audio_filename",
+)
+
+
+# -- set-up -------------------------------------------------------------------------------
+
+
+def _upgrade(connection: Any, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def migrate(url: str, revision: str) -> None:
+    db = Database(url)
+    try:
+        async with db.write_engine.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+    finally:
+        await db.close()
+
+
+async def prepare(url: str, data_dir: Path) -> tuple[str, str, int]:
+    """Schema at 0004, a key, the agent, the one blob. Returns (key, sha, size)."""
+    await migrate(url, "0004")
+    db = Database(url)
+    try:
+        _record, key = await ApiKeyRepository(db).create(ACCOUNT, GRANTS)
+        now = utcnow()
+        async with db.write() as conn:
+            await conn.execute(
+                agents.insert().values(
+                    id=AGENT,
+                    account_id=ACCOUNT,
+                    public_id=AGENT,
+                    name="Bench",
+                    admission="always",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    finally:
+        await db.close()
+    blob = await FilesystemBlobStore(data_dir / "blobs").put(sine_wav(1.0))
+    return key, blob.sha256, blob.size
+
+
+def seed_sqlite(path: Path, count: int, sha: str, size: int) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    placeholders = ", ".join("?" * len(COLUMNS))
+    # SQLAlchemy's SQLite form of a DateTime (always with microseconds).
+    stamp = "%Y-%m-%d %H:%M:%S.%f"
+    conn.executemany(
+        f"INSERT INTO audio_cache_entries ({', '.join(COLUMNS)}) VALUES ({placeholders})",
+        (
+            (*r[:12], r[12].strftime(stamp), r[13] and r[13].strftime(stamp), *r[14:])
+            for r in rows(count, sha, size)
+        ),
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def seed_postgres(url: str, count: int, sha: str, size: int) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.copy_records_to_table(
+            "audio_cache_entries", records=rows(count, sha, size), columns=COLUMNS
+        )
+        await conn.execute("VACUUM ANALYZE audio_cache_entries")
+    finally:
+        await conn.close()
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+
+def requests() -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = [("limit=50 (default sort)", {"limit": 50})]
+    for field, direction in SORTS.items():
+        for offset in (0, 10_000):
+            out.append(
+                (
+                    f"sort={field}:{direction} offset={offset}",
+                    {"limit": 50, "sort": f"{field}:{direction}", "offset": offset},
+                )
+            )
+    out.append(
+        (
+            f"filter=transcript:contains:{CONTAINS}",
+            {"limit": 50, "filter": f"transcript:contains:{CONTAINS}"},
+        )
+    )
+    return out
+
+
+def measure(client: httpx.Client, samples: int) -> dict[str, dict[str, float]]:
+    figures: dict[str, dict[str, float]] = {}
+    for name, params in requests():
+        times = []
+        total = -1
+        for i in range(samples + 3):
+            started = time.perf_counter()
+            r = client.get(f"/v1/agents/{AGENT}/audio-cache", params=params)
+            elapsed = (time.perf_counter() - started) * 1000
+            r.raise_for_status()
+            total = r.json()["totalCount"]
+            if i >= 3:
+                times.append(elapsed)
+        times.sort()
+        figures[name] = {
+            "p50": statistics.median(times),
+            "p99": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))],
+            "totalCount": total,
+        }
+    return figures
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+    return kb / 1024
+
+
+@contextmanager
+def write_load(url: str, key: str, rate: float, ids: list[int]) -> Iterator[dict[str, int]]:
+    """Misses (new phrases, synthesized and stored) and uploads, each ``rate`` per second."""
+    done = {"misses": 0, "uploads": 0, "errors": 0}
+    stop = threading.Event()
+    upload = sine_wav(0.5, freq=660.0)
+
+    def run(kind: str) -> None:
+        rng = random.Random(kind)
+        with httpx.Client(base_url=url, headers={"X-API-KEY": key}, timeout=30) as client:
+            n = 0
+            next_at = time.monotonic()
+            while not stop.is_set():
+                n += 1
+                if kind == "misses":
+                    r = client.post(
+                        f"/v1/agents/{AGENT}/tts",
+                        json={"text": f"New phrase {n} for {rng.random():.8f}"},
+                    )
+                else:
+                    entry = rng.choice(ids)
+                    r = client.patch(
+                        f"/v1/agents/{AGENT}/audio-cache/{entry}/file",
+                        content=upload,
+                        headers={"Content-Type": "audio/wav"},
+                    )
+                done[kind if r.status_code < 300 else "errors"] += 1
+                next_at += 1 / rate
+                stop.wait(max(0.0, next_at - time.monotonic()))
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in ("misses", "uploads")]
+    for t in threads:
+        t.start()
+    time.sleep(2)  # let it reach its pace
+    try:
+        yield done
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix=f"audiocache-scale-{backend}-"))
+    data_dir = root / "data"
+    data_dir.mkdir()
+    cluster = None
+    server = None
+    try:
+        if backend == "postgres":
+            cluster = PostgresCluster().start()
+            url = cluster.create_database("scale")
+        else:
+            url = f"sqlite+aiosqlite:///{data_dir / 'audiocache.db'}"
+        key, sha, size = asyncio.run(prepare(url, data_dir))
+        started = time.perf_counter()
+        if backend == "postgres":
+            asyncio.run(seed_postgres(url, args.entries, sha, size))
+        else:
+            seed_sqlite(data_dir / "audiocache.db", args.entries, sha, size)
+        seed_s = time.perf_counter() - started
+        log(f"{backend}: seeded {args.entries:,} entries in {seed_s:.1f} s")
+        started = time.perf_counter()
+        asyncio.run(migrate(url, "head"))
+        migrate_s = time.perf_counter() - started
+        log(f"{backend}: upgrade 0004 → head (indexes, search, counters) in {migrate_s:.1f} s")
+        server = LiveServer(data_dir, env={"AUDIOCACHE_DATABASE_URL": url}).start(timeout=60)
+        assert server.process is not None
+        with httpx.Client(base_url=server.url, headers={"X-API-KEY": key}, timeout=60) as client:
+            idle = measure(client, args.samples)
+            idle_rss = rss_mb(server.process.pid)
+            log(f"{backend}: idle done, RSS {idle_rss:.0f} MB")
+            ids = [
+                int(e["id"])
+                for e in client.get(
+                    f"/v1/agents/{AGENT}/audio-cache", params={"limit": 200, "sort": "id:asc"}
+                ).json()["entries"]
+            ]
+            with write_load(server.url, key, args.write_rate, ids) as done:
+                loaded = measure(client, args.samples)
+                writes = dict(done)
+            loaded_rss = rss_mb(server.process.pid)
+        log(f"{backend}: under load done ({writes})")
+        return {
+            "backend": backend,
+            "entries": args.entries,
+            "seed_s": seed_s,
+            "migrate_s": migrate_s,
+            "idle": idle,
+            "loaded": loaded,
+            "writes": writes,
+            "rss_idle_mb": idle_rss,
+            "rss_loaded_mb": loaded_rss,
+        }
+    finally:
+        if server is not None:
+            server.stop()
+        if cluster is not None:
+            cluster.stop()
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report(result: dict[str, Any]) -> None:
+    print(
+        f"\n## {result['backend']}: {result['entries']:,} entries in one agent "
+        f"(seed {result['seed_s']:.1f} s, upgrade to head {result['migrate_s']:.1f} s)"
+    )
+    print(f"writes during the loaded run: {result['writes']}")
+    print(
+        "| request | idle p50 | idle p99 | loaded p50 | loaded p99 | p99 ratio | aim | totalCount |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, idle in result["idle"].items():
+        loaded = result["loaded"][name]
+        aim = AIM_MS["contains"] if "contains" in name else AIM_DEFAULT_MS
+        print(
+            f"| {name} | {idle['p50']:.1f} | {idle['p99']:.1f} | {loaded['p50']:.1f} | "
+            f"{loaded['p99']:.1f} | {loaded['p99'] / idle['p99']:.2f} | ≤ {aim:.0f} | "
+            f"{int(loaded['totalCount']):,} |"
+        )
+    print(
+        f"| server RSS (MB) | {result['rss_idle_mb']:.0f} | | {result['rss_loaded_mb']:.0f} "
+        f"| | | ≤ {AIM_RSS_MB:.0f} | |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument(
+        "--write-rate",
+        type=float,
+        default=4.0,
+        help="misses per second and uploads per second under load",
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    os.environ.setdefault("AUDIOCACHE_LOG_LEVEL", "warning")
+    results = [run_backend(b, args) for b in backends]
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    for result in results:
+        report(result)
+    print(f"\n(run {datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()
