@@ -12,6 +12,12 @@ from audiocache.logs import JsonFormatter
 from audiocache.tts.fake import FakeEngine
 
 
+# Error rendering and link building do not touch storage: one backend is enough.
+@pytest.fixture
+def backend() -> str:
+    return "sqlite+fs"
+
+
 class ExplodingEngine(FakeEngine):
     async def synthesize(self, request):  # type: ignore[no-untyped-def]
         raise RuntimeError("secret internal detail")

@@ -15,6 +15,13 @@ from audiocache.config import Settings
 from audiocache.services import build_services
 from audiocache.tts.espeak import EspeakEngine
 
+
+# Error rendering and link building do not touch storage: one backend is enough.
+@pytest.fixture
+def backend() -> str:
+    return "sqlite+fs"
+
+
 BASE = "/v1/accounts/acme/voice-library"
 ROBOT = {"name": "Robot", "provider": "espeak", "providerVoiceId": "en-gb", "config": {}}
 GRANTS = {"voice_library:read", "voice_library:write"}

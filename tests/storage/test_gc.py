@@ -20,7 +20,7 @@ from audiocache.storage import gc
 from audiocache.storage.agents_repo import AgentRepository
 from audiocache.storage.blobs.base import BlobStore, sha256_hex
 from audiocache.storage.blobs.fs import FilesystemBlobStore
-from audiocache.storage.blobs.memory import MemoryBlobStore
+from audiocache.storage.blobs.s3 import S3BlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
 from audiocache.storage.pending import queue_blob_deletes
@@ -35,9 +35,18 @@ class Killed(Exception):
     """Stands in for kill -9 at the point where it is raised."""
 
 
+# The gc's logic sits on the database and the blob store: both SQLite and PostgreSQL, both
+# the folder and S3 (the memory store is covered by the blob conformance suite).
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}"
+    return str(request.getfixturevalue("postgres_database"))
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'gc.db'}")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     await database.migrate()
     await AgentRepository(database).create(
         public_id="bot", account_id="acme", name="Bot", greeting="hi", language_code="en-US"
@@ -46,11 +55,11 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.close()
 
 
-@pytest.fixture(params=["fs", "memory"])
+@pytest.fixture(params=["fs", "s3"])
 def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "fs":
         return FilesystemBlobStore(tmp_path / "blobs")
-    return MemoryBlobStore()
+    return S3BlobStore(request.getfixturevalue("s3_location"))
 
 
 @pytest.fixture
