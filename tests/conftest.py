@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from realservers import PostgresCluster, Radosgw, create_bucket
+from realservers import DatabaseFactory, PostgresCluster, Radosgw, create_bucket
 from support import ALL_GRANTS, Api, require_tool
 
 from audiocache.app import create_app
@@ -120,11 +120,25 @@ def postgres_template(postgres: PostgresCluster) -> str:
     return postgres.create_template("audiocache_template")
 
 
+@pytest.fixture(scope="session")
+def postgres_databases(
+    postgres: PostgresCluster, postgres_template: str
+) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(postgres, postgres_template)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
 @pytest.fixture
-def postgres_database(postgres: PostgresCluster, postgres_template: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    yield postgres.create_database(name, template=postgres_template)
-    postgres.drop_database(name)
+def postgres_database(
+    postgres: PostgresCluster, postgres_databases: DatabaseFactory
+) -> Iterator[str]:
+    """A fresh migrated database of its own for the test."""
+    name = postgres_databases.take()
+    yield postgres.url_of(name)
+    postgres_databases.give_back(name)
 
 
 @pytest.fixture
