@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from audiocache import __version__
-from audiocache.api import agents, audio_cache, curation, speak, voices
+from audiocache.api import agents, audio_cache, curation, speak, stats, voices
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.api.hot_path import HotPath
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     install_error_handlers(app)
+    app.include_router(stats.router)  # before /{entryId} routes: 'stats' is no entry id
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
     app.include_router(agents.router)

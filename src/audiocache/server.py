@@ -256,7 +256,6 @@ class _LingeringTransport:
         return getattr(self._transport, name)
 
 
-
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 WORKER_APP = "audiocache.server:worker_app"

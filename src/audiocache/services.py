@@ -30,6 +30,7 @@ from audiocache.storage.eviction_repo import EvictionRepository
 from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
 from audiocache.storage.leases_repo import LeaseRepository
+from audiocache.storage.lookups_repo import LookupRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
@@ -69,6 +70,7 @@ class Services:
     variants: VariantCache
     hits: HitCounter
     evictor: Evictor
+    stats: LookupRepository
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -110,7 +112,8 @@ def build_services(
     registry = EngineRegistry([pooled(e, engine_budget(settings, e)) for e in chosen])
     keys = ApiKeyRepository(db)
     entries = EntryRepository(db)
-    hits = HitCounter(entries.add_hits, settings.hit_flush_seconds)
+    stats = LookupRepository(db)
+    hits = HitCounter(entries.add_hits, settings.hit_flush_seconds, write_lookups=stats.add)
     voices = VoiceLibrary(
         VoiceRepository(db),
         registry,
@@ -162,6 +165,7 @@ def build_services(
         variants=VariantCache(VariantRepository(db), blob_store, cache.degraded),
         hits=hits,
         evictor=evictor,
+        stats=stats,
     )
 
 

@@ -100,6 +100,7 @@ OPERATIONS = [
     Operation(
         "warmAudioCache", WRITE, "POST", CACHE + "/warm", 200, _json({"phrases": [{"text": "Hi"}]})
     ),
+    Operation("getAudioCacheStats", READ, "GET", CACHE + "/stats", 200),
     Operation("speak", READ, "POST", "/v1/agents/{agentId}/tts", 200, _json({"text": PHRASE})),
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),

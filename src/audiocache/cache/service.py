@@ -166,6 +166,7 @@ class CacheService:
     ) -> SpeakResult:
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         hit = await self._hit(agent, prepared)
+        self._count_lookup(agent, prepared, hit is not None and hit.hit)
         if hit is not None:
             return hit
         streaming = self._streams.get((agent.id, prepared.key))
@@ -180,6 +181,21 @@ class CacheService:
             ),
         )
         return result
+
+    def _count_lookup(self, agent: Agent, prepared: Prepared, hit: bool) -> None:
+        self.hits.lookups.lookup(
+            agent.id, prepared.engine.provider, len(prepared.request.text), hit
+        )
+
+    async def _synthesize(self, agent_id: str, engine: Engine, request: SynthesisRequest) -> bytes:
+        """A synthesis, timed: the provider's seconds per character is what a hit saves."""
+        timer = self.hits.lookups.timer
+        started = timer()
+        audio = await engine.synthesize(request)
+        self.hits.lookups.synthesized(
+            agent_id, engine.provider, len(request.text), timer() - started
+        )
+        return audio
 
     async def warm(
         self,
@@ -201,7 +217,7 @@ class CacheService:
         if entry is None:
 
             async def synthesize_and_store() -> Entry:
-                audio = await prepared.engine.synthesize(prepared.request)
+                audio = await self._synthesize(agent.id, prepared.engine, prepared.request)
                 return await self._store(
                     agent, prepared.engine, prepared.request, prepared.key, audio, parse_wav(audio)
                 )
@@ -225,7 +241,7 @@ class CacheService:
         request = SynthesisRequest(
             entry.transcript, entry.provider_voice_id, entry.language_code, config
         )
-        audio = await engine.synthesize(request)
+        audio = await self._synthesize(entry.agent_id, engine, request)
         model = engine.model_for(config, entry.provider_voice_id)
         key = cache_key(
             agent_id=entry.agent_id,
@@ -253,7 +269,7 @@ class CacheService:
         self, agent: Agent, engine: Engine, request: SynthesisRequest, key: str
     ) -> SpeakResult:
         if self.leases is None:
-            audio = await engine.synthesize(request)
+            audio = await self._synthesize(agent.id, engine, request)
             callers = self._flights.callers((agent.id, key)) or 1
             return await self._admit(agent, engine, request, key, audio, callers)
         elsewhere = await self.leases.lead_or_wait(
@@ -263,7 +279,7 @@ class CacheService:
             self.hits.add(elsewhere.id, self._flights.callers((agent.id, key)) or 1)
             return SpeakResult(hit=True, entry=elsewhere)
         async with self.leases.renewed(agent.id, key):
-            audio = await engine.synthesize(request)
+            audio = await self._synthesize(agent.id, engine, request)
             callers = self._flights.callers((agent.id, key)) or 1
             return await self._admit(agent, engine, request, key, audio, callers)
 
@@ -333,7 +349,7 @@ class CacheService:
         """An entry whose blob was lost is synthesized again in place (logged loudly), so
         callers keep being served; if storage refuses, the caller gets the audio unstored."""
         log.error("entry %s lost its audio %s; synthesizing it again", entry.id, entry.blob_sha256)
-        audio = await prepared.engine.synthesize(prepared.request)
+        audio = await self._synthesize(entry.agent_id, prepared.engine, prepared.request)
         try:
             return await self._replace(entry, audio, parse_wav(audio), {})
         except StorageUnavailable as exc:
@@ -365,6 +381,7 @@ class CacheService:
         ``SharedStream`` of raw PCM the moment synthesis starts."""
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         hit = await self._hit(agent, prepared)
+        self._count_lookup(agent, prepared, hit is not None and hit.hit)
         if hit is not None:
             return hit
         stream = self._shared_stream(agent, prepared)
@@ -392,11 +409,18 @@ class CacheService:
         self._streams[flight] = shared
 
         async def produce() -> None:
+            started = self.hits.lookups.timer()
             try:
                 async with contextlib.aclosing(produce_pcm(prepared.request)) as chunks:
                     async for chunk in chunks:
                         shared.append(chunk)
                 pcm = b"".join(shared.chunks)
+                self.hits.lookups.synthesized(
+                    agent.id,
+                    prepared.engine.provider,
+                    len(prepared.request.text),
+                    self.hits.lookups.timer() - started,
+                )
                 audio = build_wav(pcm[: len(pcm) // 2 * 2], sample_rate=shared.sample_rate)
                 shared.finish(
                     await self._admit(
