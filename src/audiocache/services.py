@@ -20,6 +20,7 @@ from audiocache.cache.tuning_audit import audit_stored_tuning
 from audiocache.cache.variants import VariantCache
 from audiocache.cache.voices import VoiceLibrary
 from audiocache.config import Settings
+from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
 from audiocache.storage.agents_repo import AgentRepository
 from audiocache.storage.blobs.base import BlobStore
@@ -71,6 +72,7 @@ class Services:
     hits: HitCounter
     evictor: Evictor
     stats: LookupRepository
+    metrics: Metrics
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -109,7 +111,8 @@ def build_services(
     )
     blob_store = blobs or blob_store_for(settings)
     chosen = engines if engines is not None else default_engines(settings)
-    registry = EngineRegistry([pooled(e, engine_budget(settings, e)) for e in chosen])
+    metrics = Metrics()
+    registry = EngineRegistry([pooled(e, engine_budget(settings, e), metrics) for e in chosen])
     keys = ApiKeyRepository(db)
     entries = EntryRepository(db)
     stats = LookupRepository(db)
@@ -142,6 +145,7 @@ def build_services(
                 wait_seconds=settings.lease_wait_seconds,
             ),
         ),
+        metrics=metrics,
     )
     eviction = EvictionRepository(db)
     evictor = Evictor(
@@ -150,6 +154,7 @@ def build_services(
         installation=installation_limits(settings),
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
+        on_evicted=metrics.evicted,
     )
     return Services(
         settings=settings,
@@ -166,6 +171,7 @@ def build_services(
         hits=hits,
         evictor=evictor,
         stats=stats,
+        metrics=metrics,
     )
 
 

@@ -88,7 +88,12 @@ class HitCounter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            # Shutting down goes on (engines and the database still need closing); the
+            # counts of this last interval are lost, as a crash would lose them.
+            log.exception("final hit count flush failed; this interval's counts are lost")
 
     async def _loop(self) -> None:
         while True:
