@@ -10,11 +10,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from audiocache import __version__
-from audiocache.api import agents, audio_cache, curation, speak, voices
+from audiocache.api import agents, audio_cache, curation, operations, speak, stats, voices
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.api.hot_path import HotPath
+from audiocache.api.observe import RequestObserver
 from audiocache.config import Settings
+from audiocache.metrics import mark_worker_stopped
 from audiocache.services import Services, build_services
 
 
@@ -28,6 +30,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
         finally:
             await services.stop()
+            mark_worker_stopped()
 
     app = FastAPI(
         title="audiocache",
@@ -41,19 +44,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     install_error_handlers(app)
+    app.include_router(stats.router)  # before /{entryId} routes: 'stats' is no entry id
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
     app.include_router(agents.router)
     app.include_router(speak.router)
     app.include_router(voices.router)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.include_router(operations.router)
     install_openapi(app)
     if services.settings.hot_path:
         app.add_middleware(HotPath, services=services)
+    app.add_middleware(
+        RequestObserver,
+        metrics=services.metrics,
+        access_log_enabled=services.settings.access_log,
+    )
     app.add_middleware(CorrelationMiddleware)  # added last: outermost, around the hot path too
     return app
 

@@ -337,6 +337,39 @@ class Settings(BaseSettings):
     sample_url_ttl_seconds: int = Field(
         300, ge=1, le=7 * 86400, description="How long a voice sample link stays valid."
     )
+    prices_usd_per_million_characters: dict[str, float] = Field(
+        {
+            "eleven_labs": 180.0,
+            "openai": 15.0,
+            "google": 16.0,
+            "microsoft": 15.0,
+            "cartesia": 40.0,
+            "espeak": 0.0,
+            "piper": 0.0,
+        },
+        description="What a provider charges per million characters (USD), for the stats' "
+        "money saved (characters served from the cache times price). Defaults: the providers' "
+        "published pay-as-you-go list prices of their standard neural voices (approximate; "
+        'set yours as JSON, e.g. {"openai": 30}); local engines and unlisted providers: 0.',
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token GET /metrics asks for (Authorization: Bearer …). Unset "
+        "(the default): /metrics is open on the listening address, like most exporters; "
+        "bind to a private interface or set a token when that address is reachable.",
+    )
+    access_log: bool = Field(
+        True,
+        description="One JSON line per request on the audiocache.access logger (method, route "
+        "template, status, duration ms, correlation id, key id; never the key itself).",
+    )
+    readiness_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How long GET /readyz waits for the database and the blob store each "
+        "before it answers 503.",
+    )
     workers: int = Field(1, ge=1, description="Number of server worker processes.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 

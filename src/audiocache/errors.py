@@ -34,6 +34,7 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     ├── Busy                             503 BUSY                   (Retry-After)
     │   ├── EngineBusy                   503 ENGINE_BUSY            (engine pool full / deadline)
     │   └── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    ├── NotReady                         503 NOT_READY              (/readyz: a part is down)
     └── StorageUnavailable               503 STORAGE_UNAVAILABLE
         └── StorageFull                  507 STORAGE_FULL           (disk or quota full)
 
@@ -243,3 +244,15 @@ class ProviderTimeout(ProviderError):
     status = 504
     error_code = "PROVIDER_TIMEOUT"
     default_message = "The TTS provider did not answer in time"
+
+
+class NotReady(AudioCacheError):
+    """The database or the blob store does not answer (``GET /readyz``)."""
+
+    status = 503
+    error_code = "NOT_READY"
+    default_message = "Not ready"
+
+    def __init__(self, message: str | None = None, retry_after: float | None = 5.0) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

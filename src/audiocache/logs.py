@@ -20,7 +20,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                line[key] = value if isinstance(value, str | int | float | bool) else repr(value)
+                plain = value is None or isinstance(value, str | int | float | bool)
+                line[key] = value if plain else repr(value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)

@@ -13,17 +13,23 @@ both to uvicorn's httptools protocol:
 
 Body timeouts, the upload cap and spooling live where bodies are read (``api/requests.py``,
 ``api/uploads.py``). ``--workers N`` hands the settings to each worker as one JSON variable
-(``Settings.worker_environ``), secrets included.
+(``Settings.worker_environ``), secrets included, and a Prometheus folder of the run's own
+(``metrics_folder``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httptools
@@ -36,6 +42,7 @@ from audiocache.api.errors import CORRELATION_HEADER, envelope_bytes
 from audiocache.config import Settings
 from audiocache.errors import AudioCacheError, HeadersTooLarge, RequestTimeout
 from audiocache.logs import configure_logging
+from audiocache.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("audiocache.server")
 LINGER_SECONDS = 2.0  # how long a refused client may go on sending before the socket closes
@@ -256,7 +263,6 @@ class _LingeringTransport:
         return getattr(self._transport, name)
 
 
-
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 WORKER_APP = "audiocache.server:worker_app"
@@ -287,13 +293,34 @@ def uvicorn_config(settings: Settings, app: Any = None, **overrides: Any) -> Edg
     return EdgeConfig(app, limits=EdgeLimits.of(settings), **options)
 
 
+@contextlib.contextmanager
+def metrics_folder() -> Iterator[Path]:
+    """Where the workers keep their Prometheus values (``metrics.py``): one folder per run,
+    set before any worker starts, so a scrape of any worker adds up all of them and a new
+    run starts from zero. An operator's own PROMETHEUS_MULTIPROC_DIR is used (emptied of
+    an earlier run's files) and kept."""
+    given = os.environ.get(MULTIPROC_ENV)
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="audiocache-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
+
+
 def serve(settings: Settings) -> None:
     """Run the server in the foreground (what ``audiocache serve`` does)."""
     if settings.workers > 1:
         # Workers are spawned: they import the app factory and read the settings from here.
         os.environ.update(settings.worker_environ())
         config = uvicorn_config(settings)
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        with metrics_folder():
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     from audiocache.app import create_app
 

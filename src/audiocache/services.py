@@ -20,6 +20,7 @@ from audiocache.cache.tuning_audit import audit_stored_tuning
 from audiocache.cache.variants import VariantCache
 from audiocache.cache.voices import VoiceLibrary
 from audiocache.config import Settings
+from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
 from audiocache.storage.agents_repo import AgentRepository
 from audiocache.storage.blobs.base import BlobStore
@@ -30,6 +31,7 @@ from audiocache.storage.eviction_repo import EvictionRepository
 from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
 from audiocache.storage.leases_repo import LeaseRepository
+from audiocache.storage.lookups_repo import LookupRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
@@ -69,6 +71,8 @@ class Services:
     variants: VariantCache
     hits: HitCounter
     evictor: Evictor
+    stats: LookupRepository
+    metrics: Metrics
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -107,10 +111,12 @@ def build_services(
     )
     blob_store = blobs or blob_store_for(settings)
     chosen = engines if engines is not None else default_engines(settings)
-    registry = EngineRegistry([pooled(e, engine_budget(settings, e)) for e in chosen])
+    metrics = Metrics()
+    registry = EngineRegistry([pooled(e, engine_budget(settings, e), metrics) for e in chosen])
     keys = ApiKeyRepository(db)
     entries = EntryRepository(db)
-    hits = HitCounter(entries.add_hits, settings.hit_flush_seconds)
+    stats = LookupRepository(db)
+    hits = HitCounter(entries.add_hits, settings.hit_flush_seconds, write_lookups=stats.add)
     voices = VoiceLibrary(
         VoiceRepository(db),
         registry,
@@ -139,6 +145,7 @@ def build_services(
                 wait_seconds=settings.lease_wait_seconds,
             ),
         ),
+        metrics=metrics,
     )
     eviction = EvictionRepository(db)
     evictor = Evictor(
@@ -147,6 +154,7 @@ def build_services(
         installation=installation_limits(settings),
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
+        on_evicted=metrics.evicted,
     )
     return Services(
         settings=settings,
@@ -162,6 +170,8 @@ def build_services(
         variants=VariantCache(VariantRepository(db), blob_store, cache.degraded),
         hits=hits,
         evictor=evictor,
+        stats=stats,
+        metrics=metrics,
     )
 
 

@@ -100,6 +100,7 @@ OPERATIONS = [
     Operation(
         "warmAudioCache", WRITE, "POST", CACHE + "/warm", 200, _json({"phrases": [{"text": "Hi"}]})
     ),
+    Operation("getAudioCacheStats", READ, "GET", CACHE + "/stats", 200),
     Operation("speak", READ, "POST", "/v1/agents/{agentId}/tts", 200, _json({"text": PHRASE})),
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
@@ -140,12 +141,16 @@ OPERATIONS = [
     # the signed sample link: the token is the credential, no key is asked for
     Operation("downloadVoiceSample", None, "GET", "/v1/voice-samples/{token}", 200),
     Operation("headDownloadVoiceSample", None, "HEAD", "/v1/voice-samples/{token}", 200),
+    # operations: probes and the Prometheus scrape (open unless a metrics token is set)
+    Operation("getHealth", None, "GET", "/healthz", 200),
+    Operation("getReadiness", None, "GET", "/readyz", 200),
+    Operation("getMetrics", None, "GET", "/metrics", 200),
 ]
 KEYED = [op for op in OPERATIONS if op.permission is not None]
 PUBLIC = [op for op in OPERATIONS if op.permission is None]
 ENTRY_OPERATIONS = [op for op in KEYED if "{entryId}" in op.path]
 # Served routes the OpenAPI leaves out on purpose; each is public.
-UNLISTED_PUBLIC = {("GET", "/healthz"): 200}
+UNLISTED_PUBLIC: dict[tuple[str, str], int] = {}
 FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
+from audiocache.api.observe import KEY_ID_KEY
 from audiocache.auth import require
 from audiocache.models import Principal
 from audiocache.services import Services
@@ -23,6 +24,7 @@ def permission(name: str) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(request: Request, key: str | None = Security(api_key_header)) -> Principal:
         principal = await services(request).authenticator.authenticate(key)
+        request.scope[KEY_ID_KEY] = principal.key_id  # for the access log
         require(principal, name)
         return principal
 

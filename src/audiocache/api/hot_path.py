@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from audiocache.api.audio_cache import READ, file_response
 from audiocache.api.errors import domain_error_response
+from audiocache.api.observe import KEY_ID_KEY, ROUTE_KEY
 from audiocache.api.speak import speak_response
 from audiocache.auth import require
 from audiocache.errors import AudioCacheError
@@ -29,6 +30,8 @@ from audiocache.services import Services
 
 _FILE = re.compile(r"/v1/agents/([^/]+)/audio-cache/([^/]+)/file")
 _SPEAK = re.compile(r"/v1/agents/([^/]+)/tts")
+FILE_ROUTE = "/v1/agents/{agentId}/audio-cache/{entryId}/file"  # templates, for the metrics
+SPEAK_ROUTE = "/v1/agents/{agentId}/tts"
 _API_KEY = b"x-api-key"
 _ACCEPT = b"accept"
 
@@ -51,6 +54,7 @@ class HotPath:
         self.served += 1
         try:
             principal = await self.services.authenticator.authenticate(_header(scope, _API_KEY))
+            scope[KEY_ID_KEY] = principal.key_id
             require(principal, READ)  # both routes need audio_cache:read
             response = await handler(principal)
         except AudioCacheError as exc:
@@ -65,6 +69,7 @@ class HotPath:
             if match is not None:
                 agent_id, entry_id = match.groups()
                 accept = _header(scope, _ACCEPT)
+                scope[ROUTE_KEY] = FILE_ROUTE
                 return lambda principal: file_response(
                     self.services, principal, agent_id, entry_id, None, accept
                 )
@@ -72,6 +77,7 @@ class HotPath:
             match = _SPEAK.fullmatch(path)
             if match is not None:
                 agent_id = match.group(1)
+                scope[ROUTE_KEY] = SPEAK_ROUTE
                 return lambda principal: speak_response(
                     self.services, principal, agent_id, Request(scope, receive)
                 )

@@ -56,8 +56,10 @@ class Evictor:
         interval_seconds: float,
         batch_size: int,
         now: Callable[[], datetime] = utcnow,
+        on_evicted: Callable[[int], None] | None = None,
     ) -> None:
         self.repo = repo
+        self.on_evicted = on_evicted  # the metrics' eviction counter
         self.cache = cache
         self.installation = installation
         self.interval_seconds = interval_seconds
@@ -85,6 +87,8 @@ class Evictor:
         elapsed = time.perf_counter() - started
         self.counters.runs += 1
         self.counters.evicted_entries += report.evicted_entries
+        if self.on_evicted is not None:
+            self.on_evicted(report.evicted_entries)
         self.counters.evicted_bytes += report.evicted_bytes
         self.counters.expired_entries += report.expired_entries
         self.counters.last_run_seconds = elapsed

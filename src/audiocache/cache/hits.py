@@ -12,16 +12,29 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
+from audiocache.cache.lookups import LookupCounter
 from audiocache.storage.db import utcnow
+from audiocache.storage.lookups_repo import Counts, Key
 
 log = logging.getLogger("audiocache.hits")
 
 Writer = Callable[[Mapping[int, int], datetime], Awaitable[None]]
+LookupWriter = Callable[[Mapping[Key, Counts]], Awaitable[None]]
 
 
 class HitCounter:
-    def __init__(self, write: Writer, interval_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        write: Writer,
+        interval_seconds: float = 1.0,
+        *,
+        lookups: LookupCounter | None = None,
+        write_lookups: LookupWriter | None = None,
+    ) -> None:
         self._write = write
+        # The runtime path's lookup counts (``cache/lookups.py``) ride with each flush.
+        self.lookups = lookups or LookupCounter()
+        self._write_lookups = write_lookups
         self.interval_seconds = interval_seconds
         self._pending: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
@@ -40,9 +53,10 @@ class HitCounter:
         return self._lock
 
     async def flush(self) -> int:
-        if not self._pending:
-            return 0
         async with self._lock:
+            await self._flush_lookups()
+            if not self._pending:
+                return 0
             batch, self._pending = self._pending, Counter()
             try:
                 await self._write(batch, utcnow())
@@ -51,6 +65,18 @@ class HitCounter:
                 self._pending.update(batch)
                 raise
         return sum(batch.values())
+
+    async def _flush_lookups(self) -> None:
+        if self._write_lookups is None:
+            return
+        lookups = self.lookups.take()
+        if not lookups:
+            return
+        try:
+            await self._write_lookups(lookups)
+        except Exception:
+            self.lookups.give_back(lookups)
+            raise
 
     def start(self) -> None:
         if self._task is None:
@@ -62,7 +88,12 @@ class HitCounter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            # Shutting down goes on (engines and the database still need closing); the
+            # counts of this last interval are lost, as a crash would lose them.
+            log.exception("final hit count flush failed; this interval's counts are lost")
 
     async def _loop(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audiocache.audio.wav import WavInfo, build_wav, parse_wav
+from audiocache.cache.accounting import Accounting
 from audiocache.cache.admission import admits, needs_counting, policy_for
 from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.hits import HitCounter
@@ -32,6 +33,7 @@ from audiocache.errors import (
     StorageUnavailable,
     SynthesisFailed,
 )
+from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
@@ -80,8 +82,10 @@ class CacheService:
         max_text_chars: int,
         degraded: StorageDegradation | None = None,
         leases: SynthesisLeases | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.accounting = Accounting(hits.lookups, metrics or Metrics())
         self.leases = leases  # single flight across instances; None: this process only
         self.degraded = degraded or StorageDegradation()
         self.entries = entries
@@ -166,13 +170,16 @@ class CacheService:
     ) -> SpeakResult:
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         hit = await self._hit(agent, prepared)
+        self._count_lookup(agent, prepared, hit is not None and hit.hit)
         if hit is not None:
             return hit
         streaming = self._streams.get((agent.id, prepared.key))
         if streaming is not None:  # a streamed miss of the same phrase is under way: share it
             streaming.listeners += 1
+            self.accounting.joined()
             result: SpeakResult = await streaming.wait()
             return result
+        self._count_join((agent.id, prepared.key))
         result, _leader = await self._flights.run(
             (agent.id, prepared.key),
             lambda: self._synthesize_and_admit(
@@ -180,6 +187,14 @@ class CacheService:
             ),
         )
         return result
+
+    def _count_lookup(self, agent: Agent, prepared: Prepared, hit: bool) -> None:
+        self.accounting.lookup(agent, prepared.engine.provider, len(prepared.request.text), hit)
+
+    def _count_join(self, flight: tuple[str, str]) -> None:
+        """Counted as the caller joins (no await between this and ``run``)."""
+        if self._flights.callers(flight):
+            self.accounting.joined()
 
     async def warm(
         self,
@@ -201,7 +216,9 @@ class CacheService:
         if entry is None:
 
             async def synthesize_and_store() -> Entry:
-                audio = await prepared.engine.synthesize(prepared.request)
+                audio = await self.accounting.synthesize(
+                    agent.id, prepared.engine, prepared.request
+                )
                 return await self._store(
                     agent, prepared.engine, prepared.request, prepared.key, audio, parse_wav(audio)
                 )
@@ -225,7 +242,7 @@ class CacheService:
         request = SynthesisRequest(
             entry.transcript, entry.provider_voice_id, entry.language_code, config
         )
-        audio = await engine.synthesize(request)
+        audio = await self.accounting.synthesize(entry.agent_id, engine, request)
         model = engine.model_for(config, entry.provider_voice_id)
         key = cache_key(
             agent_id=entry.agent_id,
@@ -253,7 +270,7 @@ class CacheService:
         self, agent: Agent, engine: Engine, request: SynthesisRequest, key: str
     ) -> SpeakResult:
         if self.leases is None:
-            audio = await engine.synthesize(request)
+            audio = await self.accounting.synthesize(agent.id, engine, request)
             callers = self._flights.callers((agent.id, key)) or 1
             return await self._admit(agent, engine, request, key, audio, callers)
         elsewhere = await self.leases.lead_or_wait(
@@ -263,7 +280,7 @@ class CacheService:
             self.hits.add(elsewhere.id, self._flights.callers((agent.id, key)) or 1)
             return SpeakResult(hit=True, entry=elsewhere)
         async with self.leases.renewed(agent.id, key):
-            audio = await engine.synthesize(request)
+            audio = await self.accounting.synthesize(agent.id, engine, request)
             callers = self._flights.callers((agent.id, key)) or 1
             return await self._admit(agent, engine, request, key, audio, callers)
 
@@ -333,7 +350,7 @@ class CacheService:
         """An entry whose blob was lost is synthesized again in place (logged loudly), so
         callers keep being served; if storage refuses, the caller gets the audio unstored."""
         log.error("entry %s lost its audio %s; synthesizing it again", entry.id, entry.blob_sha256)
-        audio = await prepared.engine.synthesize(prepared.request)
+        audio = await self.accounting.synthesize(entry.agent_id, prepared.engine, prepared.request)
         try:
             return await self._replace(entry, audio, parse_wav(audio), {})
         except StorageUnavailable as exc:
@@ -365,10 +382,12 @@ class CacheService:
         ``SharedStream`` of raw PCM the moment synthesis starts."""
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
         hit = await self._hit(agent, prepared)
+        self._count_lookup(agent, prepared, hit is not None and hit.hit)
         if hit is not None:
             return hit
         stream = self._shared_stream(agent, prepared)
         if stream is None:
+            self._count_join((agent.id, prepared.key))
             result, _leader = await self._flights.run(
                 (agent.id, prepared.key),
                 lambda: self._synthesize_and_admit(
@@ -387,16 +406,21 @@ class CacheService:
         shared = self._streams.get(flight)
         if shared is not None:
             shared.listeners += 1
+            self.accounting.joined()
             return shared
         shared = SharedStream(prepared.engine.sample_rate_for(prepared.request.voice))  # type: ignore[attr-defined]
         self._streams[flight] = shared
 
         async def produce() -> None:
+            timed = self.accounting.timing(
+                agent.id, prepared.engine.provider, len(prepared.request.text)
+            )
             try:
                 async with contextlib.aclosing(produce_pcm(prepared.request)) as chunks:
                     async for chunk in chunks:
                         shared.append(chunk)
                 pcm = b"".join(shared.chunks)
+                timed()
                 audio = build_wav(pcm[: len(pcm) // 2 * 2], sample_rate=shared.sample_rate)
                 shared.finish(
                     await self._admit(

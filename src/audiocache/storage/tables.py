@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -76,6 +78,13 @@ entries = sa.Table(
     sa.UniqueConstraint("agent_id", "cache_key", name="uq_entries_agent_key"),
     # One index per sort order of the list (migration 0005): a page is read in index order.
     sa.Index("ix_entries_agent_id", "agent_id", "id"),
+    # The stats' pinned count reads this partial index, not the agent's rows (0010).
+    sa.Index(
+        "ix_entries_agent_pinned",
+        "agent_id",
+        sqlite_where=sa.text("pinned"),
+        postgresql_where=sa.text("pinned"),
+    ),
     *(
         sa.Index(f"ix_entries_agent_{column}", "agent_id", column, "id")
         for column in (
@@ -183,4 +192,44 @@ synthesis_leases = sa.Table(
     sa.Column("cache_key", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", sa.DateTime, nullable=False),
+)
+
+# Runtime-path lookups per agent, clock hour and provider (``cache/lookups.py``), upserted by
+# the hit flusher; rows older than 31 days are deleted, so the table stays bounded. No
+# foreign key: a flush racing an agent's delete must not fail (and retry) its whole batch.
+_LOOKUP_COUNTS = (
+    ("lookups", sa.BigInteger),
+    ("hits", sa.BigInteger),
+    ("lookup_chars", sa.BigInteger),
+    ("hit_chars", sa.BigInteger),
+    ("syntheses", sa.BigInteger),
+    ("synthesis_chars", sa.BigInteger),
+    ("synthesis_seconds", sa.Float),
+    ("privacy_skipped", sa.BigInteger),
+)
+
+
+def lookup_count_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column(name, kind, nullable=False, server_default="0") for name, kind in _LOOKUP_COUNTS
+    ]
+
+
+lookup_stats = sa.Table(
+    "lookup_stats",
+    metadata,
+    sa.Column("agent_id", sa.String(128), primary_key=True),
+    sa.Column("hour", sa.DateTime, primary_key=True),
+    sa.Column("provider", sa.String(64), primary_key=True),
+    *lookup_count_columns(),
+    sa.Index("ix_lookup_stats_hour", "hour"),
+)
+
+# The same counts since the agent was created (what the savings add up).
+lookup_totals = sa.Table(
+    "lookup_totals",
+    metadata,
+    sa.Column("agent_id", sa.String(128), primary_key=True),
+    sa.Column("provider", sa.String(64), primary_key=True),
+    *lookup_count_columns(),
 )

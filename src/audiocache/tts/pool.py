@@ -22,10 +22,26 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from audiocache.errors import EngineBusy, SynthesisTimeout
 from audiocache.tts.base import Engine, StreamingEngine, SynthesisRequest
+
+
+class PoolObserver(Protocol):
+    """What a pool reports (``audiocache.metrics.Metrics`` implements it)."""
+
+    def synthesized(self, provider: str, characters: int, seconds: float) -> None: ...
+
+    def engine_load(self, provider: str, waiting: int, running: int) -> None: ...
+
+
+class _Unobserved:
+    def synthesized(self, provider: str, characters: int, seconds: float) -> None:
+        pass
+
+    def engine_load(self, provider: str, waiting: int, running: int) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,7 @@ class EnginePool:
         self.refused = 0  # calls answered EngineBusy so far
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._seconds = 1.0  # moving average of one call's duration, for Retry-After
+        self.observer: PoolObserver = _Unobserved()
 
     @property
     def waiting(self) -> int:
@@ -70,7 +87,7 @@ class EnginePool:
             await start()
 
     async def synthesize(self, request: SynthesisRequest) -> bytes:
-        async with self.slot():
+        async with self.slot(len(request.text)):
             try:
                 async with asyncio.timeout(self.budget.run_timeout) as deadline:
                     return await self.engine.synthesize(request)
@@ -85,15 +102,24 @@ class EnginePool:
     # -- slots ---------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, characters: int = 0) -> AsyncIterator[None]:
         """Hold one of the engine's slots for the block (waiting for one if need be)."""
-        await self._acquire()
+        try:
+            await self._acquire()
+        finally:
+            self._report_load()
         began = time.monotonic()
         try:
             yield
         finally:
-            self._seconds = 0.8 * self._seconds + 0.2 * (time.monotonic() - began)
+            held = time.monotonic() - began
+            self._seconds = 0.8 * self._seconds + 0.2 * held
             self._release()
+            self._report_load()
+            self.observer.synthesized(self.provider, characters, held)
+
+    def _report_load(self) -> None:
+        self.observer.engine_load(self.provider, len(self._waiters), self.running)
 
     async def _acquire(self) -> None:
         if self.running < self.budget.concurrency and not self._waiters:
@@ -103,6 +129,7 @@ class EnginePool:
             raise self._busy("its queue is full")
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(granted)
+        self._report_load()
         try:
             async with asyncio.timeout(self.budget.start_timeout):
                 await asyncio.shield(granted)
@@ -155,7 +182,7 @@ class StreamingEnginePool(EnginePool):
         return self.streaming_engine.sample_rate_for(voice)
 
     async def stream(self, request: SynthesisRequest) -> AsyncIterator[bytes]:
-        async with self.slot():
+        async with self.slot(len(request.text)):
             deadline = asyncio.get_running_loop().time() + self.budget.run_timeout
             chunks = self.streaming_engine.stream(request)
             try:
@@ -178,10 +205,14 @@ class StreamingEnginePool(EnginePool):
                     await close()
 
 
-def pooled(engine: Engine, budget: Budget) -> EnginePool:
+def pooled(engine: Engine, budget: Budget, observer: PoolObserver | None = None) -> EnginePool:
     """``engine`` behind ``budget``; an engine already pooled is returned as it is."""
     if isinstance(engine, EnginePool):
-        return engine
-    if isinstance(engine, StreamingEngine):
-        return StreamingEnginePool(engine, budget)
-    return EnginePool(engine, budget)
+        pool = engine
+    elif isinstance(engine, StreamingEngine):
+        pool = StreamingEnginePool(engine, budget)
+    else:
+        pool = EnginePool(engine, budget)
+    if observer is not None:
+        pool.observer = observer
+    return pool

@@ -1,0 +1,85 @@
+"""Around every HTTP request, the hot path's included: the Prometheus request and byte
+counts and the access log line.
+
+Routes are labelled by their template (``/v1/agents/{agentId}/audio-cache/{entryId}/file``),
+never the raw path, so the label set stays bounded; a request no route matched is
+``unmatched``. The hot path names its template in the scope itself (``ROUTE_KEY``), since no
+router ran. The caller's key id (never the key) is put in the scope once the key is known
+(``KEY_ID_KEY``, by the auth dependency and the hot path).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from audiocache.api.errors import correlation_id
+from audiocache.metrics import Metrics
+
+ROUTE_KEY = "audiocache.route"
+KEY_ID_KEY = "audiocache.key_id"
+UNMATCHED = "unmatched"
+
+access_log = logging.getLogger("audiocache.access")
+
+
+def route_of(scope: Scope) -> str:
+    named = scope.get(ROUTE_KEY)
+    if named is not None:
+        return str(named)
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+class RequestObserver:
+    """ASGI middleware: inside the correlation middleware (the id is known), outside the
+    hot path (which it counts like any route)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log_enabled: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log_enabled = access_log_enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the correlation middleware answers if the app raises first
+        sent = 0
+
+        async def observed(message: Message) -> None:
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            route = route_of(scope)
+            self.metrics.request(route, status, sent)
+            if self.access_log_enabled:
+                duration_ms = round((time.perf_counter() - started) * 1000, 3)
+                access_log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    route,
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": duration_ms,
+                        "bytes": sent,
+                        "correlation_id": correlation_id(scope),
+                        "key_id": scope.get(KEY_ID_KEY),
+                    },
+                )
