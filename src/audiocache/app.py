@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from audiocache import __version__
-from audiocache.api import agents, audio_cache, curation, speak, voices
+from audiocache.api import agents, audio_cache, curation, openai_speech, speak, voices
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.api.hot_path import HotPath
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(agents.router)
     app.include_router(speak.router)
     app.include_router(voices.router)
+    app.include_router(openai_speech.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

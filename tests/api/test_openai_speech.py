@@ -1,0 +1,63 @@
+"""``POST /v1/audio/speech`` in process, over every backend: what it stores and serves."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+from support import Api
+
+from audiocache.services import Services
+from audiocache.tts.fake import FakeEngine
+
+
+async def _speech(api: Api, **body: object) -> httpx.Response:
+    return await api.client.post(
+        "/v1/audio/speech",
+        json={"model": "bot", "voice": "alloy", **body},
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
+
+
+async def test_pcm_miss_is_stored_once_and_served_from_storage(
+    api: Api, services: Services, fake_engine: FakeEngine
+) -> None:
+    await api.create_agent("bot", voice="fake:alpha")
+    text = "Thank you for calling, how can I help?"
+    miss = await _speech(api, input=text, response_format="pcm")
+    assert miss.status_code == 200, miss.text
+    assert miss.headers["x-audio-cache"] == "miss"
+    hit = await _speech(api, input=text, response_format="pcm")
+    again = await _speech(api, input=text, response_format="pcm")
+    assert (hit.headers["x-audio-cache"], again.headers["x-audio-cache"]) == ("hit", "hit")
+    assert len(fake_engine.calls) == 1
+    (entry,) = (await api.entries("bot"))["entries"]
+    pcm = np.frombuffer(again.content, dtype="<i2")
+    assert abs(len(pcm) / 24000 - entry["duration"]) < 0.01
+    assert again.content == hit.content == miss.content
+    # The 24 kHz copy is a stored variant, converted once however often it is asked for.
+    assert services.variants.conversions == 1
+
+
+async def test_wav_hit_is_the_stored_blob(api: Api, fake_engine: FakeEngine) -> None:
+    await api.create_agent("bot", voice="fake:alpha")
+    first = await _speech(api, input="One moment please.", response_format="wav")
+    second = await _speech(api, input="One moment please.", response_format="wav")
+    assert second.headers["x-audio-cache"] == "hit"
+    assert second.headers["content-type"] == "audio/wav"
+    stored = await api.client.get(
+        f"/v1/agents/bot/audio-cache/{second.headers['x-audio-cache-entry-id']}/file",
+        headers=api.headers,
+    )
+    assert second.content == stored.content
+    assert first.status_code == 200 and len(fake_engine.calls) == 1
+
+
+async def test_the_x_api_key_header_is_not_enough(api: Api) -> None:
+    await api.create_agent("bot", voice="fake:alpha")
+    r = await api.client.post(
+        "/v1/audio/speech",
+        json={"model": "bot", "voice": "alloy", "input": "Hi", "response_format": "wav"},
+        headers=api.headers,
+    )
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_api_key"
