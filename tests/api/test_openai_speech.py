@@ -61,3 +61,15 @@ async def test_the_x_api_key_header_is_not_enough(api: Api) -> None:
     )
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_an_mp3_variant_is_encoded_once(
+    api: Api, services: Services, fake_engine: FakeEngine
+) -> None:
+    await api.create_agent("bot", voice="fake:alpha")
+    text = "Is there anything else I can do for you?"
+    bodies = [(await _speech(api, input=text, response_format="mp3")) for _ in range(3)]
+    assert [b.headers["x-audio-cache"] for b in bodies] == ["miss", "hit", "hit"]
+    assert bodies[0].content == bodies[1].content == bodies[2].content
+    assert bodies[2].headers["content-type"] == "audio/mpeg"
+    assert services.variants.conversions == 1 and len(fake_engine.calls) == 1

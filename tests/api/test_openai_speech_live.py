@@ -256,3 +256,42 @@ def test_errors_come_in_openais_shape(live: Live) -> None:
             model="bot", voice="espeak:no-such-voice", input="Hi", response_format="wav"
         )
     assert _error(bad_voice.value)["param"] == "voice"
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content_type"),
+    [("mp3", "audio/mpeg"), ("opus", "audio/ogg;codecs=opus"), ("flac", "audio/flac")],
+)
+def test_compressed_formats_decode_and_the_hit_is_not_encoded_again(
+    live: Live, response_format: str, content_type: str
+) -> None:
+    client = live.sdk()
+    text = _phrase("Thanks for your patience")
+    miss = client.audio.speech.with_raw_response.create(
+        model="bot",
+        voice="alloy",
+        input=text,
+        response_format=response_format,  # type: ignore[arg-type]
+    )
+    hit = client.audio.speech.with_raw_response.create(
+        model="bot",
+        voice="alloy",
+        input=text,
+        response_format=response_format,  # type: ignore[arg-type]
+    )
+    assert (miss.headers["x-audio-cache"], hit.headers["x-audio-cache"]) == ("miss", "hit")
+    assert hit.headers["content-type"] == content_type
+    # The same bytes and ETag: the hit is the stored variant, not a second encoding.
+    assert hit.content == miss.content
+    assert hit.headers["etag"]
+    audio, rate = sf.read(io.BytesIO(hit.content), dtype="float32")
+    (entry,) = [e for e in live.entries("bot") if e["transcript"] == text]
+    assert rate == 24000 and audio.ndim == 1
+    assert abs(len(audio) / rate - entry["duration"]) < 0.08
+    assert np.abs(audio).max() > 0.05
+
+
+def test_mp3_is_the_default_format(live: Live) -> None:
+    audio = live.sdk().audio.speech.create(model="bot", voice="alloy", input=_phrase("Hello"))
+    data = audio.read()
+    assert sf.info(io.BytesIO(data)).format == "MP3"

@@ -26,7 +26,7 @@ from audiocache.api.docs import json_body
 from audiocache.api.errors import correlation_id
 from audiocache.api.requests import MAX_JSON_BYTES, read_limited
 from audiocache.api.speak import StreamAborted
-from audiocache.audio.formats import FORMATS, OutputFormat
+from audiocache.audio.formats import ENCODED_FORMATS, FORMATS, OutputFormat
 from audiocache.audio.pcm_stream import PcmResampler
 from audiocache.audio.wav import streaming_header
 from audiocache.auth import require
@@ -60,6 +60,7 @@ router = APIRouter(tags=["OpenAI-compatible"])
 log = logging.getLogger("audiocache.api")
 bearer = HTTPBearer(auto_error=False, scheme_name="bearerApiKey")
 READ = "audio_cache:read"
+_FORMATS = {**FORMATS, **ENCODED_FORMATS}
 
 
 class VoiceRef(BaseModel):
@@ -122,7 +123,7 @@ that streams is sent as it is synthesized (wav, pcm). Errors come as
         200: {
             "description": "Audio in the requested format",
             "content": {
-                FORMATS[name].media_type: {"schema": {"type": "string", "format": "binary"}}
+                _FORMATS[name].media_type: {"schema": {"type": "string", "format": "binary"}}
                 for name in RESPONSE_FORMATS.values()
             },
         },
@@ -157,7 +158,7 @@ async def create_speech(
 
 async def speech_response(services: Services, principal: Principal, request: Request) -> Response:
     body = await _parse(request)
-    fmt = FORMATS[output_format_name(body.response_format)]
+    fmt = _FORMATS[output_format_name(body.response_format)]
     if body.stream_format not in (None, "audio"):
         message = "stream_format must be 'audio' (sse is not offered)"
         raise InvalidParameter(message, "stream_format")

@@ -36,7 +36,13 @@ OPENAI_VOICES = frozenset(
 )  # fmt: skip
 # OpenAI's response_format -> audiocache output format (``audio/formats.py``). OpenAI sends
 # pcm as 24 kHz 16-bit mono little-endian; its compressed formats are 24 kHz too.
-RESPONSE_FORMATS = {"wav": "wav", "pcm": "pcm_24000"}
+RESPONSE_FORMATS = {
+    "wav": "wav",
+    "pcm": "pcm_24000",
+    "mp3": "mp3_24000",
+    "opus": "opus_24000",
+    "flac": "flac_24000",
+}
 DEFAULT_RESPONSE_FORMAT = "mp3"  # OpenAI's default, when the request names none
 # Engines whose audio depends on a natural-language prompt (tts/cloud/openai.py, google.py).
 PROMPTED_PROVIDERS = frozenset({"openai", "google"})
