@@ -73,3 +73,25 @@ async def test_an_mp3_variant_is_encoded_once(
     assert bodies[0].content == bodies[1].content == bodies[2].content
     assert bodies[2].headers["content-type"] == "audio/mpeg"
     assert services.variants.conversions == 1 and len(fake_engine.calls) == 1
+
+
+async def test_who_may_speak(api: Api) -> None:
+    """The auth matrix of test_auth_matrix.py, for a Bearer key and OpenAI's error body."""
+    await api.create_agent("bot", voice="fake:alpha")
+    record, revoked = await api.services.keys.create("acme", {"audio_cache:read"})
+    assert await api.services.keys.revoke(record.key_id)
+    callers = {
+        None: (401, "invalid_api_key"),
+        "ack_000000000000_thisKeyWasNeverIssued": (401, "invalid_api_key"),
+        revoked: (401, "invalid_api_key"),
+        await api.new_key({"audio_cache:write", "agents:write"}): (403, "insufficient_permissions"),
+        await api.new_key({"*"}, account="globex"): (404, "model_not_found"),
+        await api.new_key({"audio_cache:read"}): (200, None),
+    }
+    body = {"model": "bot", "voice": "alloy", "input": "Hello", "response_format": "wav"}
+    for key, (status, code) in callers.items():
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        r = await api.client.post("/v1/audio/speech", json=body, headers=headers)
+        assert r.status_code == status, (key, r.text)
+        if code is not None:
+            assert r.json()["error"]["code"] == code

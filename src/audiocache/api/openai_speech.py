@@ -30,6 +30,7 @@ from audiocache.audio.formats import ENCODED_FORMATS, FORMATS, OutputFormat
 from audiocache.audio.pcm_stream import PcmResampler
 from audiocache.audio.wav import streaming_header
 from audiocache.auth import require
+from audiocache.cache.admission import personal_skip, skipped_header
 from audiocache.cache.openai_speech import (
     RESPONSE_FORMATS,
     InvalidParameter,
@@ -170,13 +171,15 @@ async def speech_response(services: Services, principal: Principal, request: Req
     headers = {"X-Audio-Format": fmt.name}
     if not used:
         headers["X-Audio-Instructions"] = "ignored"
+    personal = personal_skip(agent, body.input)  # known before a streamed miss's headers go
     # A streamed miss goes out as the engine makes it: WAV as is, or PCM resampled on the way.
     streamable = fmt.passthrough or (fmt.container == "raw" and fmt.encoding == "pcm")
     speak = services.cache.speak_streaming if streamable else services.cache.speak
     for attempt in range(2):
         result = await speak(agent, body.input, voice=voice, config=config or None)
         try:
-            return await _respond(services, result, fmt, headers)
+            miss_headers = skipped_header(personal) if personal else {}
+            return await _respond(services, result, fmt, headers, miss_headers)
         except (StorageUnavailable, NotFound):
             # A hit whose entry was deleted between the lookup and now: ask again (a miss).
             if attempt or not (isinstance(result, SpeakResult) and result.hit):
@@ -219,14 +222,17 @@ async def _respond(
     result: SpeakResult | SharedStream,
     fmt: OutputFormat,
     headers: dict[str, str],
+    miss_headers: dict[str, str],
 ) -> Response:
     if isinstance(result, SharedStream):
         return StreamingResponse(
             _stream(result, fmt),
             media_type=fmt.media_type,
-            headers={**headers, "X-Audio-Cache": "miss"},
+            headers={**headers, **miss_headers, "X-Audio-Cache": "miss"},
         )
     headers = {**headers, "X-Audio-Cache": "hit" if result.hit else "miss"}
+    if not result.hit:
+        headers.update(miss_headers)
     if result.entry is not None:
         headers["X-Audio-Cache-Entry-Id"] = str(result.entry.id)
     if result.audio is not None:

@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audiocache.audio.wav import WavInfo, build_wav, parse_wav
-from audiocache.cache.admission import admits, needs_counting, policy_for
+from audiocache.cache.admission import admits, needs_counting, personal_skip, policy_for
 from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import cache_key
@@ -62,6 +63,7 @@ class SpeakResult:
     hit: bool
     entry: Entry | None
     audio: bytes | None = None  # set on a miss; on a hit the audio is read from the blob
+    personal: str | None = None  # why a miss was not stored: it looks personal (privacy.py)
 
 
 class CacheService:
@@ -100,6 +102,7 @@ class CacheService:
         # flight's commit and ended after the flight was gone finds it here, not in a new
         # synthesis. Checked with no await between it and starting a flight.
         self._recent: dict[tuple[str, str], tuple[float, Entry]] = {}
+        self._privacy_skipped: Counter[str] = Counter()  # agent id -> requests not stored
 
     # -- the runtime path -------------------------------------------------------------
 
@@ -280,6 +283,11 @@ class CacheService:
         info = parse_wav(audio)
         policy = policy_for(agent, self.default_policy)
         unstored = SpeakResult(hit=False, entry=None, audio=audio)
+        reason = personal_skip(agent, request.text)
+        if reason is not None:  # served, never stored, never counted toward admission
+            self._privacy_skipped[agent.id] += callers
+            log.info("personal data (%s) not cached for agent %s", reason, agent.id)
+            return replace(unstored, personal=reason)
         try:
             requests = 0
             if needs_counting(policy):
@@ -310,6 +318,10 @@ class CacheService:
         if len(self._recent) > 1000:
             self._recent = {k: v for k, v in self._recent.items() if now - v[0] < RECENT_SECONDS}
         self._recent[flight] = (now, entry)
+
+    def privacy_skipped(self, agent_id: str) -> int:
+        """Runtime requests of the agent answered but not stored as personal (this process)."""
+        return self._privacy_skipped[agent_id]
 
     def forget_recent(self) -> None:
         """Call after anything that removes or changes entries."""
