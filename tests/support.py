@@ -81,8 +81,14 @@ class Api:
         return key
 
     async def create_agent(
-        self, agent_id: str = "agent-1", voice: str = "fake:alpha", admission: str = "always"
+        self,
+        agent_id: str = "agent-1",
+        voice: str = "fake:alpha",
+        admission: str = "always",
+        personal_data: str = "cache",
     ) -> str:
+        """An agent whose phrases are stored (test phrases carry numbers, which the
+        personal-data rule would keep out: ``personal_data="skip"`` to test that rule)."""
         body = {
             "name": f"Agent {agent_id}",
             "agentId": agent_id,
@@ -93,10 +99,10 @@ class Api:
             f"/v1/accounts/{self.account}/agents", json=body, headers=self.headers
         )
         assert r.status_code == 200, r.text
-        if admission != "default":
+        if admission != "default" or personal_data != "skip":
             r = await self.client.put(
                 f"/v1/agents/{agent_id}/cache-policy",
-                json={"admission": admission},
+                json={"admission": admission, "personalData": personal_data},
                 headers=self.headers,
             )
             assert r.status_code == 200, r.text

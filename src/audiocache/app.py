@@ -10,7 +10,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from audiocache import __version__
-from audiocache.api import agents, audio_cache, curation, operations, speak, stats, voices
+from audiocache.api import (
+    agents,
+    audio_cache,
+    curation,
+    openai_speech,
+    operations,
+    speak,
+    stats,
+    voices,
+)
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.api.hot_path import HotPath
@@ -50,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(agents.router)
     app.include_router(speak.router)
     app.include_router(voices.router)
+    app.include_router(openai_speech.router)
 
     app.include_router(operations.router)
     install_openapi(app)

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(
         5000, gt=0, description="Longest text accepted for synthesis and transcripts."
     )
+    transcode_concurrency: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Audio conversions (resampling; MP3, Opus and FLAC encoding) run at once "
+        "per worker, in threads; more wait their turn. One 5 s phrase takes a few ms.",
+    )
     default_provider: str = Field(
         "espeak", description="Engine used when a voice names no provider."
     )

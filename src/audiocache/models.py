@@ -62,6 +62,8 @@ class Agent:
     ttl_seconds: int | None = None
     ttl_from: str | None = None  # "cached" | "last_hit"; None: "cached"
     evicted_total: int = 0
+    # Runtime paths only: "skip" never stores a phrase that looks personal, "cache" does.
+    personal_data: str = "skip"
 
 
 @dataclass(frozen=True)

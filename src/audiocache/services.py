@@ -167,7 +167,12 @@ def build_services(
         cache=cache,
         agents=AgentService(AgentRepository(db), cache, eviction),
         voices=voices,
-        variants=VariantCache(VariantRepository(db), blob_store, cache.degraded),
+        variants=VariantCache(
+            VariantRepository(db),
+            blob_store,
+            cache.degraded,
+            concurrency=settings.transcode_concurrency,
+        ),
         hits=hits,
         evictor=evictor,
         stats=stats,

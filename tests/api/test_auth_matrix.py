@@ -251,9 +251,14 @@ async def served_operations(api: Api) -> dict[str, tuple[str, str, dict[str, Any
     return found
 
 
+# Operations of another API's shape (Bearer key, that API's error body): their own matrix is
+# in the named test module.
+OWN_MATRIX = {"createSpeech": "test_openai_speech.py"}
+
+
 async def test_the_table_covers_every_served_operation(api: Api) -> None:
     served = await served_operations(api)
-    assert set(ids(OPERATIONS)) == set(served)
+    assert set(ids(OPERATIONS)) == set(served) - set(OWN_MATRIX)
     assert len(ids(OPERATIONS)) == len(set(ids(OPERATIONS)))
     for op in OPERATIONS:
         method, path, operation = served[op.operation_id]

@@ -130,6 +130,11 @@ async def set_policy(
     body = await parse_json(request, CachePolicy)
     agent = await services.agents.owned(principal.account_id, agentId)
     updated = await services.agents.set_policy(
-        agent, body.admission, body.minHits, body.windowSeconds, body.eviction_policy()
+        agent,
+        body.admission,
+        body.minHits,
+        body.windowSeconds,
+        body.eviction_policy(),
+        personal_data=body.personalData,
     )
     return CachePolicy.of(updated, await services.agents.usage(updated))

@@ -164,6 +164,13 @@ class CachePolicy(_Strict):
     ttlFrom: Literal["cached", "last_hit"] | None = Field(
         None, description="TTL counts from cachedAt (null: the same) or the last hit."
     )
+    personalData: Literal["skip", "cache"] = Field(
+        "skip",
+        description="Runtime paths (/tts, /v1/audio/speech): 'skip' (default) synthesizes a "
+        "phrase that looks personal (digits, numbers, e-mail, URLs, money, dates, times, "
+        "spelled codes) but never stores it or counts it toward admission; 'cache' treats it "
+        "like any phrase. Uploads and warm-ups always store.",
+    )
     evictedTotal: int | None = Field(
         None, description="Read-only: entries evicted so far (ignored in a PUT)."
     )
@@ -182,6 +189,7 @@ class CachePolicy(_Strict):
             eviction=agent.eviction,
             ttlSeconds=agent.ttl_seconds,
             ttlFrom=agent.ttl_from,
+            personalData="cache" if agent.personal_data == "cache" else "skip",
             evictedTotal=agent.evicted_total,
             usage=CacheUsage(entries=usage.entries, bytes=usage.bytes) if usage else None,
         )

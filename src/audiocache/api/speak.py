@@ -14,6 +14,7 @@ from audiocache.api.requests import parse_json
 from audiocache.api.schemas import SpeakRequest
 from audiocache.audio.formats import OutputFormat, parse_output_format
 from audiocache.audio.wav import streaming_header
+from audiocache.cache.admission import personal_skip, skipped_header
 from audiocache.cache.service import SpeakResult
 from audiocache.cache.streaming import SharedStream
 from audiocache.errors import AudioCacheError, NotFound, StorageUnavailable
@@ -78,12 +79,13 @@ async def speak_response(
     streaming = body.stream and fmt.passthrough
     speak = services.cache.speak_streaming if streaming else services.cache.speak
     config = body.config.as_config() if body.config else None
+    reason = personal_skip(agent, body.text)  # known before a streamed miss's headers go
     for attempt in range(2):
         result = await speak(
             agent, body.text, voice=body.voice, language=body.language, config=config
         )
         try:
-            return await _respond(services, result, fmt)
+            return await _respond(services, result, fmt, reason)
         except (StorageUnavailable, NotFound):
             # A hit whose entry was deleted between the lookup and now: ask again (a miss).
             if attempt or not (isinstance(result, SpeakResult) and result.hit):
@@ -92,13 +94,21 @@ async def speak_response(
 
 
 async def _respond(
-    services: Services, result: SpeakResult | SharedStream, fmt: OutputFormat
+    services: Services,
+    result: SpeakResult | SharedStream,
+    fmt: OutputFormat,
+    personal: str | None = None,
 ) -> Response:
+    skipped = skipped_header(personal) if personal else {}
     if isinstance(result, SharedStream):
         return StreamingResponse(
-            _wav_stream(result), media_type="audio/wav", headers={"X-Audio-Cache": "miss"}
+            _wav_stream(result),
+            media_type="audio/wav",
+            headers={"X-Audio-Cache": "miss", **skipped},
         )
     headers = {"X-Audio-Cache": "hit" if result.hit else "miss", "X-Audio-Format": fmt.name}
+    if not result.hit:
+        headers.update(skipped)
     if result.entry is not None:
         headers["X-Audio-Cache-Entry-Id"] = str(result.entry.id)
     if result.audio is not None:

@@ -5,6 +5,8 @@
 * ``pcm_<rate>``: the same samples raw, signed 16-bit little-endian, no header.
 * ``ulaw_8000`` / ``alaw_8000``: raw G.711 at 8 kHz, what Twilio-style media streams take.
 * ``wav_ulaw_8000`` / ``wav_alaw_8000``: G.711 in a WAV (format tags 7 / 6).
+* ``mp3_24000``, ``opus_24000`` (Ogg), ``flac_24000``: compressed, mono 16-bit at 24 kHz
+  (``audio/encode.py``), in ``ENCODED_FORMATS``: what the OpenAI-compatible route offers.
 
 Every converted format is mono. ``parse_output_format`` resolves a request's format name,
 falling back to the ``Accept`` header (``audio/basic`` means raw mu-law) and then to ``wav``.
@@ -17,9 +19,15 @@ from typing import Literal
 
 from audiocache.errors import InvalidFormat
 
-__all__ = ["DEFAULT_FORMAT", "FORMATS", "OutputFormat", "parse_output_format"]
+__all__ = [
+    "DEFAULT_FORMAT",
+    "ENCODED_FORMATS",
+    "FORMATS",
+    "OutputFormat",
+    "parse_output_format",
+]
 
-Container = Literal["wav", "raw"]
+Container = Literal["wav", "raw", "mp3", "ogg", "flac"]
 Encoding = Literal["pcm", "ulaw", "alaw"]
 
 PCM_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
@@ -73,6 +81,16 @@ def _formats() -> dict[str, OutputFormat]:
 
 
 FORMATS: dict[str, OutputFormat] = _formats()
+# Compressed formats, encoded at 24 kHz (Opus takes no 22.05 or 44.1 kHz): kept out of
+# FORMATS, so the Agents API routes keep the names of their contract.
+ENCODED_FORMATS: dict[str, OutputFormat] = {
+    fmt.name: fmt
+    for fmt in (
+        OutputFormat("mp3_24000", "mp3", "pcm", 24000, "audio/mpeg"),
+        OutputFormat("opus_24000", "ogg", "pcm", 24000, "audio/ogg;codecs=opus"),
+        OutputFormat("flac_24000", "flac", "pcm", 24000, "audio/flac"),
+    )
+}
 DEFAULT_FORMAT = FORMATS["wav"]
 
 # Accept media ranges we can honour without an explicit name. Anything matching WAV (or a

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
+from audiocache.audio.encode import ENCODERS, encode
 from audiocache.audio.formats import OutputFormat
 from audiocache.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from audiocache.audio.wav import WavInfo, build_wav, parse_wav
@@ -96,6 +97,8 @@ def transcode(wav: bytes, fmt: OutputFormat) -> bytes:
         return wav
     samples, rate = decode_to_float(wav)
     pcm = to_int16(_resample(samples, rate, fmt.sample_rate))
+    if fmt.container in ENCODERS:
+        return encode(pcm, fmt.sample_rate, fmt.container)
     if fmt.encoding == "ulaw":
         audio = ulaw_encode(pcm).tobytes()
     elif fmt.encoding == "alaw":

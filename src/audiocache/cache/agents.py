@@ -101,14 +101,18 @@ class AgentService:
         min_hits: int | None,
         window_seconds: int | None,
         eviction: EvictionPolicy | None = None,
+        personal_data: str | None = None,
     ) -> Agent:
-        """Admission, and (unless ``eviction`` is None, which keeps them) eviction limits."""
-        validate_policy(mode, min_hits, window_seconds)
+        """Admission, and (unless ``eviction`` / ``personal_data`` is None, which keeps
+        them) eviction limits and the personal-data rule."""
+        validate_policy(mode, min_hits, window_seconds, personal_data or "skip")
         values: dict[str, Any] = {
             "admission": mode,
             "admission_min_hits": min_hits if mode == "min_hits" else None,
             "admission_window_seconds": window_seconds if mode == "min_hits" else None,
         }
+        if personal_data is not None:
+            values["personal_data"] = personal_data
         if eviction is not None:
             validate_limits(
                 eviction.max_entries,

@@ -16,7 +16,7 @@ from typing import Any
 
 from audiocache.audio.wav import WavInfo, build_wav, parse_wav
 from audiocache.cache.accounting import Accounting
-from audiocache.cache.admission import admits, needs_counting, policy_for
+from audiocache.cache.admission import admits, needs_counting, personal_skip, policy_for
 from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import cache_key
@@ -64,6 +64,7 @@ class SpeakResult:
     hit: bool
     entry: Entry | None
     audio: bytes | None = None  # set on a miss; on a hit the audio is read from the blob
+    personal: str | None = None  # why a miss was not stored: it looks personal (privacy.py)
 
 
 class CacheService:
@@ -297,6 +298,12 @@ class CacheService:
         info = parse_wav(audio)
         policy = policy_for(agent, self.default_policy)
         unstored = SpeakResult(hit=False, entry=None, audio=audio)
+        reason = personal_skip(agent, request.text)
+        if reason is not None:  # served, never stored, never counted toward admission
+            for _ in range(callers):  # counted in the stats (privacySkipped), flushed with hits
+                self.hits.lookups.privacy_skipped(agent.id, engine.provider)
+            log.info("personal data (%s) not cached for agent %s", reason, agent.id)
+            return replace(unstored, personal=reason)
         try:
             requests = 0
             if needs_counting(policy):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio
 import anyio.to_thread
 
 from audiocache.audio.formats import OutputFormat
@@ -22,6 +23,9 @@ _EXTENSIONS = {
     ("raw", "pcm"): "pcm",
     ("raw", "ulaw"): "ulaw",
     ("raw", "alaw"): "alaw",
+    ("mp3", "pcm"): "mp3",
+    ("ogg", "pcm"): "opus",
+    ("flac", "pcm"): "flac",
 }
 
 
@@ -49,8 +53,12 @@ class VariantCache:
         repo: VariantRepository,
         blobs: BlobStore,
         degraded: StorageDegradation | None = None,
+        concurrency: int = 2,
     ) -> None:
         self.repo = repo
+        # Conversions (resampling, MP3/Opus/FLAC encoding) are CPU work in threads: at most
+        # this many at once; the rest wait their turn rather than crowd the engines out.
+        self.limiter = anyio.CapacityLimiter(concurrency)
         self.blobs = blobs
         self.degraded = degraded or StorageDegradation()
         self.conversions = 0  # how many times audio was actually converted (tests, metrics)
@@ -74,7 +82,7 @@ class VariantCache:
         if fmt.passthrough:
             return wav
         self.conversions += 1
-        return await anyio.to_thread.run_sync(transcode, wav, fmt)
+        return await anyio.to_thread.run_sync(transcode, wav, fmt, limiter=self.limiter)
 
     async def remember(self, source_sha256: str, fmt: OutputFormat, converted: bytes) -> None:
         """Keep a conversion made for a miss, so the next hit in that format costs nothing."""

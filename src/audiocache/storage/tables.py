@@ -48,6 +48,8 @@ agents = sa.Table(
     sa.Column("ttl_seconds", sa.BigInteger, nullable=True),
     sa.Column("ttl_from", sa.String(16), nullable=True),
     sa.Column("evicted_total", sa.BigInteger, nullable=False, server_default="0"),
+    # phrases that look personal (cache/privacy.py) on the runtime paths: "skip" or "cache"
+    sa.Column("personal_data", sa.String(8), nullable=False, server_default="skip"),
     sa.Index("uq_agents_account_public_id", "account_id", "public_id", unique=True),
 )
 
