@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from audiocache import __version__
-from audiocache.api import agents, audio_cache, curation, speak, voices
+from audiocache.api import agents, audio_cache, curation, runtime_store, speak, voices
 from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.api.hot_path import HotPath
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_error_handlers(app)
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
+    app.include_router(runtime_store.router)
     app.include_router(agents.router)
     app.include_router(speak.router)
     app.include_router(voices.router)
