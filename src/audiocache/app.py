@@ -16,6 +16,7 @@ from audiocache.api import (
     curation,
     openai_speech,
     operations,
+    runtime_store,
     speak,
     stats,
     voices,
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(stats.router)  # before /{entryId} routes: 'stats' is no entry id
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
+    app.include_router(runtime_store.router)
     app.include_router(agents.router)
     app.include_router(speak.router)
     app.include_router(voices.router)

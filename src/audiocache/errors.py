@@ -136,6 +136,13 @@ class NotFound(AudioCacheError):
     default_message = "Resource not found"
 
 
+class NotCached(NotFound):
+    """A lookup found no stored audio for the phrase (the runtime synthesizes it itself)."""
+
+    error_code = "NOT_CACHED"
+    default_message = "The phrase is not cached"
+
+
 class MethodNotAllowed(AudioCacheError):
     status = 405
     error_code = "METHOD_NOT_ALLOWED"

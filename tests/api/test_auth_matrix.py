@@ -57,6 +57,13 @@ def _details() -> dict[str, Any]:
     }
 
 
+def _store() -> dict[str, Any]:
+    return {
+        "files": {"file": ("take.wav", sine_wav(), "audio/wav")},
+        "data": {"settings": json.dumps({"text": "Stored by the runtime"})},
+    }
+
+
 def _json(body: Any) -> Callable[[], dict[str, Any]]:
     return lambda: {"json": body}
 
@@ -102,6 +109,17 @@ OPERATIONS = [
     ),
     Operation("getAudioCacheStats", READ, "GET", CACHE + "/stats", 200),
     Operation("speak", READ, "POST", "/v1/agents/{agentId}/tts", 200, _json({"text": PHRASE})),
+    Operation("lookupAudioCache", READ, "POST", CACHE + "/lookup", 200, _json({"text": PHRASE})),
+    Operation(
+        "lookupAudioCacheBatch",
+        READ,
+        "POST",
+        CACHE + "/lookup-batch",
+        200,
+        _json({"phrases": [{"text": PHRASE}]}),
+    ),
+    Operation("storeAudioCache", WRITE, "POST", CACHE + "/store", 200, _store),
+
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
     Operation(
