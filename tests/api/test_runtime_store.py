@@ -155,7 +155,7 @@ async def test_store_for_a_provider_this_server_has_no_engine_for(api: Api) -> N
 
 
 async def test_store_never_keeps_personal_data(api: Api) -> None:
-    await api.create_agent(AGENT)
+    await api.create_agent(AGENT, personal_data="skip")  # the default of a new agent
     for text in ("Your balance is 42 pounds", "Your code is four two seven one"):
         r = await store(api, text, sine_wav(0.2))
         assert r.status_code == 200, r.text
@@ -167,6 +167,12 @@ async def test_store_never_keeps_personal_data(api: Api) -> None:
         }
         assert_envelope(await lookup(api, text), 404, "NOT_CACHED")
     assert (await api.entries(AGENT))["totalCount"] == 0
+    r = await api.client.get(f"/v1/agents/{AGENT}/audio-cache/stats", headers=api.headers)
+    assert r.json()["privacySkipped"] == 2
+    # an agent that chose to cache such phrases gets them stored
+    await policy(api, admission="always", personalData="cache")
+    r = await store(api, "Your balance is 42 pounds", sine_wav(0.2))
+    assert r.json()["stored"] is True
 
 
 async def test_store_follows_admission(api: Api) -> None:

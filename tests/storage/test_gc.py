@@ -292,7 +292,7 @@ async def test_crash_after_replace_commit_before_sweep_is_swept_on_start(
     async def killed_sweep(_shas: list[str] | None) -> None:
         raise Killed
 
-    svc.cache._sweep = killed_sweep  # type: ignore[method-assign]
+    svc.cache.writer.sweep = killed_sweep  # type: ignore[method-assign]
     with pytest.raises(Killed):
         await svc.cache.replace_audio(entry, WAV_A, "a.wav")
     assert await svc.blobs.stat(entry.blob_sha256) is not None  # old blob, now unreferenced

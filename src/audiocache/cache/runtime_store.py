@@ -116,8 +116,7 @@ async def store(cache: CacheService, agent: Agent, parts: KeyParts, wav: bytes) 
     if existing is not None:  # its audio was lost: the runtime's take puts it back
         entry = await cache._replace(existing, wav, info, {})
         return StoreResult(entry, True)
-    blob = await cache.blobs.put(wav)
-    entry, created = await cache.entries.insert(
+    entry, created = await cache.writer.insert(
         {
             "agent_id": agent.id,
             "cache_key": parts.key,
@@ -127,13 +126,10 @@ async def store(cache: CacheService, agent: Agent, parts: KeyParts, wav: bytes) 
             "language_code": parts.language,
             "model": parts.model,
             "config": dict(parts.config),
-            "blob_sha256": blob.sha256,
-            "size_bytes": blob.size,
-            "duration": info.duration,
         },
-        before_commit=lambda: cache._ensure_blob(blob.sha256, wav),
+        wav,
+        info,
     )
-    await cache._ensure_blob(blob.sha256, wav)
     if needs_counting(policy):
         try:
             await cache.entries.forget_request(agent.id, parts.key)

@@ -17,6 +17,7 @@ from typing import Any
 from audiocache.audio.wav import WavInfo, build_wav, parse_wav
 from audiocache.cache.accounting import Accounting
 from audiocache.cache.admission import admits, needs_counting, personal_skip, policy_for
+from audiocache.cache.blob_writer import BlobWriter
 from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import cache_key
@@ -38,7 +39,6 @@ from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
-from audiocache.storage.gc import sweep_pending
 from audiocache.tts.base import Engine, EngineRegistry, SynthesisRequest
 
 log = logging.getLogger("audiocache.cache")
@@ -86,6 +86,7 @@ class CacheService:
         metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.writer = BlobWriter(db, entries, blobs)
         self.accounting = Accounting(hits.lookups, metrics or Metrics())
         self.leases = leases  # single flight across instances; None: this process only
         self.degraded = degraded or StorageDegradation()
@@ -459,24 +460,17 @@ class CacheService:
         audio: bytes,
         info: WavInfo,
     ) -> Entry:
-        blob = await self.blobs.put(audio)
-        entry, _created = await self.entries.insert(
-            {
-                "agent_id": agent.id,
-                "cache_key": key,
-                "transcript": request.text,
-                "provider": engine.provider,
-                "provider_voice_id": request.voice,
-                "language_code": request.language,
-                "model": engine.model_for(request.config, request.voice),
-                "config": dict(request.config),
-                "blob_sha256": blob.sha256,
-                "size_bytes": blob.size,
-                "duration": info.duration,
-            },
-            before_commit=lambda: self._ensure_blob(blob.sha256, audio),
-        )
-        await self._ensure_blob(blob.sha256, audio)
+        values = {
+            "agent_id": agent.id,
+            "cache_key": key,
+            "transcript": request.text,
+            "provider": engine.provider,
+            "provider_voice_id": request.voice,
+            "language_code": request.language,
+            "model": engine.model_for(request.config, request.voice),
+            "config": dict(request.config),
+        }
+        entry, _created = await self.writer.insert(values, audio, info)
         return entry
 
     # -- operators' actions -----------------------------------------------------------
@@ -547,21 +541,7 @@ class CacheService:
         self, entry: Entry, wav: bytes, info: WavInfo, changes: dict[str, Any]
     ) -> Entry:
         self.forget_recent()
-        blob = await self.blobs.put(wav)
-        updated = await self.entries.update_audio(
-            entry,
-            {
-                **changes,
-                "blob_sha256": blob.sha256,
-                "size_bytes": blob.size,
-                "duration": info.duration,
-            },
-            before_commit=lambda: self._ensure_blob(blob.sha256, wav),
-        )
-        await self._ensure_blob(blob.sha256, wav)
-        if entry.blob_sha256 != blob.sha256:
-            await self._sweep([entry.blob_sha256])
-        return updated
+        return await self.writer.update(entry, wav, info, changes)
 
     async def delete_entries(
         self, agent_id: str, entry_ids: list[int], *, evicting: bool = False
@@ -571,7 +551,7 @@ class CacheService:
         self.forget_recent()
         deleted = await self.entries.delete(agent_id, entry_ids, evicting=evicting)
         if deleted:
-            await self._sweep(None)
+            await self.writer.sweep(None)
         return deleted
 
     async def open_audio(
@@ -579,29 +559,6 @@ class CacheService:
     ) -> AsyncIterator[bytes]:
         return self.blobs.open_range(entry.blob_sha256, start, end)
 
-    # -- crash safety -----------------------------------------------------------------
-
-    async def _ensure_blob(self, sha256: str, data: bytes) -> None:
-        """Put the blob back if a concurrent sweep took an identical one.
-
-        Called inside the row's write transaction (SQLite: the sweeper holds the same write
-        lock while it unlinks, so a kill after the commit cannot leave the row without its
-        blob) and again after the commit (backends whose sweeper does not take that lock).
-        """
-        if await self.blobs.stat(sha256) is None:
-            log.warning(
-                "blob %s vanished before its row was visible (concurrent sweep); writing it again",
-                sha256,
-            )
-            await self.blobs.put(data)
-
     async def sweep(self) -> None:
         """Collect whatever deletes left queued (best effort; gc finishes any rest)."""
-        await self._sweep(None)
-
-    async def _sweep(self, shas: list[str] | None) -> None:
-        try:
-            await sweep_pending(self.db, self.blobs, only=shas)
-        except Exception:
-            # The queue keeps the hashes; the next sweep (start-up, gc) finishes the job.
-            log.exception("blob sweep failed; left queued")
+        await self.writer.sweep(None)

@@ -3,7 +3,7 @@
 Deletes never unlink first: the row goes and the hash is queued in one transaction
 (``pending.py``); ``sweep_pending`` then unlinks a queued blob only if no entry refers to it.
 A writer that re-used a hash the sweeper just removed puts it back inside its row's write
-transaction (``CacheService._ensure_blob``), so a row never points at nothing, even if the
+transaction (``cache/blob_writer.py``), so a row never points at nothing, even if the
 process dies right after the commit.
 """
 
