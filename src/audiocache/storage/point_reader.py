@@ -9,6 +9,7 @@ very result processors SQLAlchemy would apply, so callers see the same values.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -46,9 +47,13 @@ class SqlitePointReader:
     async def all(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
     ) -> list[Record]:
-        """All rows, like ``first`` (a list page: 50 rows from an index, sub-millisecond)."""
+        """All rows, like ``first`` but on a worker thread: a list page may count or sort
+        thousands of matches (tens of ms), too long to hold the event loop."""
         plan = self._plans.get(statement)
-        return plan.records(self._connection().execute(plan.sql, plan.values(params)))
+        values = plan.values(params)
+        return await asyncio.to_thread(
+            lambda: plan.records(self._connection().execute(plan.sql, values))
+        )
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
