@@ -57,6 +57,19 @@ class Database:
             row = (await conn.execute(statement, params)).first()
         return row._mapping if row is not None else None
 
+    async def all(
+        self, statement: sa.Executable, params: dict[str, Any] | None = None
+    ) -> list[Record]:
+        """Every row of one statement (a list page), in one round trip through the point
+        reader; if that one is busy, through SQLAlchemy."""
+        if self.point_reader is not None:
+            try:
+                return await self.point_reader.all(statement, params)
+            except sqlite3.OperationalError:
+                pass
+        async with self.read() as conn:
+            return [row._mapping for row in (await conn.execute(statement, params)).all()]
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits on exit, or rolls back if the block raises."""

@@ -37,6 +37,10 @@ class PointReader(Protocol):
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
     ) -> Record | None: ...
 
+    async def all(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> list[Record]: ...
+
     async def close(self) -> None: ...
 
 

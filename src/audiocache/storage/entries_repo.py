@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,12 +14,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audiocache.errors import Conflict, NotFound
-from audiocache.models import Entry, EntryQuery, FilterClause
+from audiocache.models import Entry, EntryQuery, FilterClause, SortKey
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.records import Record
-from audiocache.storage.tables import agents, entries, phrase_requests, transcript_sort_key
-from audiocache.storage.usage import add_usage, entry_count
+from audiocache.storage.tables import (
+    agent_usage,
+    agents,
+    entries,
+    phrase_requests,
+    transcript_sort_key,
+)
+from audiocache.storage.usage import add_usage
 
 # SQLite's FTS5 trigram index of transcripts (migration 0005): rowid is the entry id.
 _FTS = sa.table("audio_cache_entries_fts", sa.column("rowid", sa.Integer), sa.column("transcript"))
@@ -78,31 +86,25 @@ class EntryRepository:
         return _to_entry(row) if row else None
 
     async def find_page(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
-        """One page in the query's order and the exact number of entries it selects.
+        """One page in the query's order and the exact number of entries it selects, in
+        one statement (one round trip, prepared once per connection by the point reader).
 
-        The page's ids come first, from the sort order's index alone (at offset 10,000 only
-        ids are skipped, not rows); then the rows of those ids. The unfiltered total is the
-        agent's usage counter; a filtered one is counted through the indexes."""
-        ids_query, count = list_statements(agent_id, query, self.db.engine.dialect.name)
-        searched = any(_searches(c) for c in query.filters)
-        async with self.db.read() as conn:
-            found = (await conn.execute(ids_query)).all()
-            ids = [row.id for row in found]
-            rows = (
-                (await conn.execute(sa.select(entries).where(entries.c.id.in_(ids)))).all()
-                if ids
-                else []
-            )
-            total: int | None = None
-            if searched and (found or query.offset == 0):
-                total = int(found[0].total) if found else 0
-            elif not query.filters:
-                total = await entry_count(conn, agent_id)
-            if total is None:
-                total = int((await conn.execute(count)).scalar_one())
-        by_id = {row.id: row for row in rows}
-        # A row deleted between the two reads (PostgreSQL, read committed) is left out.
-        return [_to_entry(by_id[i]._mapping) for i in ids if i in by_id], total
+        The page's ids come from the sort order's index alone (at offset 10,000 only ids
+        are skipped, not rows), then their rows are joined; the total rides along on each
+        row: the agent's usage counter when unfiltered, the matches' window count when a
+        search index selects them, else a count through the indexes. An empty page has no
+        row to carry it: then the count is a second statement."""
+        shape = _shape(_shape_key(query), self.db.engine.dialect.name)
+        params = _params(agent_id, query)
+        rows = await self.db.all(shape.page, params)
+        if rows:
+            total = int(rows[0]["total"])
+        elif query.offset == 0 and any(_searches(c) for c in query.filters):
+            total = 0
+        else:
+            counted = await self.db.first(shape.count, params)
+            total = int(counted["total"]) if counted else 0
+        return [_to_entry(row) for row in rows], total
 
     async def insert(
         self,
@@ -277,49 +279,94 @@ class EntryRepository:
             ).scalar_one()
 
 
-def list_statements(
-    agent_id: str, query: EntryQuery, dialect: str
-) -> tuple[sa.Select[Any], sa.Select[Any]]:
-    """The list's two statements: the ids of the page (with ``total``, the number of
-    matches, when a search index selects them) and the count of what the query selects."""
+@dataclass(frozen=True)
+class _Shape:
+    """A list query's statements for one shape (sort keys, filtered fields and ops), its
+    values left as parameters: built and compiled once, prepared once per connection."""
+
+    ids: sa.Select[Any]  # the page's ids in order (and ``total`` when a search selects)
+    page: sa.Select[Any]  # the page's rows in order, each with ``total``
+    count: sa.Select[Any]  # ``total`` alone (for an empty page)
+
+
+_ShapeKey = tuple[tuple[SortKey, ...], tuple[tuple[str, str, bool], ...]]
+
+
+def _shape_key(query: EntryQuery) -> _ShapeKey:
+    return query.sort, tuple((c.field, c.op, _searches(c)) for c in query.filters)
+
+
+def _params(agent_id: str, query: EntryQuery) -> dict[str, Any]:
+    params: dict[str, Any] = {"agent_id": agent_id, "limit": query.limit, "offset": query.offset}
+    for i, clause in enumerate(query.filters):
+        if clause.op == "contains":
+            assert isinstance(clause.value, str)
+            params[f"v{i}"] = _like_pattern(clause.value)
+            params[f"fts{i}"] = _fts_phrase(clause.value)
+        else:
+            params[f"v{i}"] = clause.value
+    return params
+
+
+@functools.lru_cache(maxsize=256)  # shapes are few: sort keys by filtered fields
+def _shape(key: _ShapeKey, dialect: str) -> _Shape:
+    sort, filters = key
+    searched = any(s for _f, _o, s in filters)
     condition = sa.and_(
-        _agent_sql(agent_id, query.filters, dialect),
-        *(_filter_sql(c, dialect) for c in query.filters),
+        _agent_sql(searched, dialect),
+        *(_filter_sql(i, field, op, s, dialect) for i, (field, op, s) in enumerate(filters)),
     )
-    ids: sa.Select[Any] = page_ids(condition, query)
-    if any(_searches(c) for c in query.filters):
-        # The matches drive the plan (a search index): counting them in the same pass
-        # that sorts them costs one walk over them instead of two.
-        ids = ids.add_columns(sa.func.count().over().label("total"))
-    return ids, sa.select(sa.func.count()).select_from(entries).where(condition)
-
-
-def page_ids(condition: sa.ColumnElement[bool], query: EntryQuery) -> sa.Select[tuple[int]]:
-    """The ids of one page, in the query's order, ties broken by id like the last key.
-
-    Each single-key order is an index ``(agent_id, <key>, id)`` read forwards or backwards,
-    which holds the id too: skipping 10,000 of them reads no row."""
     order = [
-        _SORT_KEYS[key.field].desc() if key.descending else _SORT_KEYS[key.field].asc()
-        for key in query.sort
+        _SORT_KEYS[k.field].desc() if k.descending else _SORT_KEYS[k.field].asc() for k in sort
     ]
-    tiebreak = entries.c.id.desc() if query.sort and query.sort[-1].descending else entries.c.id
-    return (
+    tiebreak = entries.c.id.desc() if sort and sort[-1].descending else entries.c.id
+    ids: sa.Select[Any] = (
         sa.select(entries.c.id)
         .where(condition)
         .order_by(*order, tiebreak)
-        .limit(query.limit)
-        .offset(query.offset)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
     )
+    counted = sa.select(sa.func.count()).select_from(entries).where(condition).scalar_subquery()
+    total: sa.ColumnElement[Any] = counted
+    if not filters:
+        # The agent's usage counter (exact, kept with the rows); an agent without one is
+        # counted (the planner runs the count only if the counter is missing).
+        counter = (
+            sa.select(agent_usage.c.entry_count)
+            .where(agent_usage.c.agent_id == sa.bindparam("agent_id", type_=sa.String))
+            .scalar_subquery()
+        )
+        total = sa.func.coalesce(counter, counted)
+    if searched:
+        # The matches drive the plan (a search index): counting them in the same pass
+        # that sorts them costs one walk over them instead of two.
+        ids = ids.add_columns(sa.func.count().over().label("total"))
+    page_ids = ids.subquery("page")
+    page = (
+        sa.select(*entries.c, (page_ids.c.total if searched else total).label("total"))
+        .join_from(entries, page_ids, page_ids.c.id == entries.c.id)
+        .order_by(*order, tiebreak)
+    )
+    return _Shape(ids, page, sa.select(total.label("total")))
 
 
-def _agent_sql(
-    agent_id: str, filters: tuple[FilterClause, ...], dialect: str
-) -> sa.ColumnElement[bool]:
+def list_statements(
+    agent_id: str, query: EntryQuery, dialect: str
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The page's ids and the count of what the query selects, with the query's values
+    bound (to look at their plans)."""
+    shape = _shape(_shape_key(query), dialect)
+    params = _params(agent_id, query)
+    return shape.ids.params(params), shape.count.params(params)
+
+
+def _agent_sql(searched: bool, dialect: str) -> sa.ColumnElement[bool]:
     """The agent's rows. When the FTS index selects them, SQLite's unary ``+`` keeps its
     planner from walking the agent's whole index instead and probing each id against the
     matches: the matches (few) drive, looked up by id, whatever the sort."""
-    if dialect == "sqlite" and any(_searches(c) for c in filters):
+    agent_id = sa.bindparam("agent_id", type_=sa.String)
+    if dialect == "sqlite" and searched:
         return sa.literal_column(f"+{entries.name}.agent_id", sa.String) == agent_id
     return entries.c.agent_id == agent_id
 
@@ -329,12 +376,18 @@ def _searches(clause: FilterClause) -> bool:
     return clause.op == "contains" and isinstance(clause.value, str) and len(clause.value) >= 3
 
 
-def _filter_sql(clause: FilterClause, dialect: str) -> sa.ColumnElement[bool]:
-    column = entries.c[clause.field]
-    if clause.op == "contains":
-        assert isinstance(clause.value, str)
-        return contains_sql(clause.value, dialect)
-    return column == clause.value
+def _filter_sql(
+    i: int, field: str, op: str, searched: bool, dialect: str
+) -> sa.ColumnElement[bool]:
+    column = entries.c[field]
+    if op == "contains":
+        return _contains(
+            sa.bindparam(f"v{i}", type_=sa.String),
+            sa.bindparam(f"fts{i}", type_=sa.String),
+            searched,
+            dialect,
+        )
+    return column == sa.bindparam(f"v{i}", type_=column.type)
 
 
 def contains_sql(value: str, dialect: str) -> sa.ColumnElement[bool]:
@@ -345,15 +398,30 @@ def contains_sql(value: str, dialect: str) -> sa.ColumnElement[bool]:
     trigram index first narrows the rows to those holding the text's trigrams (it folds
     case at least as widely as lower(), so it never drops a match), for texts of three
     characters or more — shorter ones have no trigram and scan the agent's rows."""
-    pattern = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    searched = _searches(FilterClause("transcript", "contains", value))
+    return _contains(
+        sa.literal(_like_pattern(value)), sa.literal(_fts_phrase(value)), searched, dialect
+    )
+
+
+def _contains(
+    pattern: sa.ColumnElement[str], phrase: sa.ColumnElement[str], searched: bool, dialect: str
+) -> sa.ColumnElement[bool]:
     # lower() on both sides in SQL: Python's lower() folds more than SQLite's (ASCII only),
     # so a pattern lowered here missed its own text ("É" did not find "É").
-    like = sa.func.lower(entries.c.transcript).like(sa.func.lower(f"%{pattern}%"), escape="\\")
-    if dialect != "sqlite" or not _searches(FilterClause("transcript", "contains", value)):
+    like = sa.func.lower(entries.c.transcript).like(sa.func.lower(pattern), escape="\\")
+    if dialect != "sqlite" or not searched:
         return like
-    phrase = '"' + value.replace('"', '""') + '"'
     candidates = sa.select(_FTS.c.rowid).where(_FTS.c.transcript.op("MATCH")(phrase))
     return sa.and_(entries.c.id.in_(candidates), like)
+
+
+def _like_pattern(value: str) -> str:
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _fts_phrase(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
 
 
 def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -365,6 +433,7 @@ def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _to_entry(row: Record) -> Entry:
     data = dict(row)
+    data.pop("total", None)  # a list page's rows carry it
     data["config"] = json.loads(data.pop("config_json") or "{}")
     return Entry(**data)
 

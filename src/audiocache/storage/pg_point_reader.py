@@ -10,8 +10,7 @@ That skips SQLAlchemy's pool checkout, greenlet hop, execution context and Row p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -19,20 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
 from audiocache.errors import StorageUnavailable
+from audiocache.storage.plans import Plans, Processor
 from audiocache.storage.records import Record
 
-Processor = Callable[[Any], Any] | None
-
 _DIALECT = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
-_MAX_PLANS = 512
 POOL_SIZE = 10
-
-
-@dataclass(frozen=True)
-class _Plan:
-    sql: str
-    binds: tuple[tuple[str, bool, Any, Processor], ...]  # name, required, value, processor
-    columns: tuple[tuple[str, Processor], ...]
 
 
 class PostgresPointReader:
@@ -41,24 +31,25 @@ class PostgresPointReader:
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        self._plans: dict[sa.Executable, _Plan] = {}
+        self._plans = Plans(_DIALECT, _result_processor)
 
     async def first(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
     ) -> Record | None:
-        plan = self._plans.get(statement) or self._compile(statement)
-        values = []
-        for name, required, default, process in plan.binds:
-            if params is not None and name in params:
-                value = params[name]
-            elif required:
-                raise KeyError(f"missing value for bound parameter {name!r}")
-            else:
-                value = default
-            values.append(process(value) if process is not None else value)
+        plan = self._plans.get(statement)
+        row = await self._run("fetchrow", plan.sql, plan.values(params))
+        return plan.record(row) if row is not None else None
+
+    async def all(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> list[Record]:
+        plan = self._plans.get(statement)
+        return plan.records(await self._run("fetch", plan.sql, plan.values(params)))
+
+    async def _run(self, method: str, sql: str, values: list[Any]) -> Any:
         pool = self._pool or await self._open()
         try:
-            row = await pool.fetchrow(plan.sql, *values)
+            return await getattr(pool, method)(sql, *values)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             from audiocache.storage.dialects import pg_unavailable
 
@@ -66,12 +57,6 @@ class PostgresPointReader:
             if mapped is None:
                 raise
             raise mapped from exc
-        if row is None:
-            return None
-        return {
-            name: process(value) if process is not None else value
-            for (name, process), value in zip(plan.columns, row, strict=True)
-        }
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:
@@ -83,29 +68,17 @@ class PostgresPointReader:
                         max_size=self.pool_size,
                         timeout=5,
                         # These connections only ever read, and the server enforces it.
-                        server_settings={"default_transaction_read_only": "on"},
+                        # A list page's plan depends on its values (a rare or a common
+                        # word in a contains filter, the offset): plan each execution with
+                        # them, never with a generic plan made for any value.
+                        server_settings={
+                            "default_transaction_read_only": "on",
+                            "plan_cache_mode": "force_custom_plan",
+                        },
                     )
                 except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                     raise StorageUnavailable("metadata database unavailable") from exc
         return self._pool
-
-    def _compile(self, statement: sa.Executable) -> _Plan:
-        compiled = statement.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
-        if "POSTCOMPILE" in compiled.string:
-            raise ValueError("expanding parameters (IN lists) are not supported here")
-        binds = []
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            process = bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
-            binds.append((name, bind.required, bind.value, process))
-        columns = []
-        for column in statement.selected_columns:  # type: ignore[attr-defined]
-            columns.append((column.key, _result_processor(column.type)))
-        plan = _Plan(compiled.string, tuple(binds), tuple(columns))
-        if len(self._plans) >= _MAX_PLANS:
-            self._plans.clear()
-        self._plans[statement] = plan
-        return plan
 
     async def close(self) -> None:
         if self._pool is not None:

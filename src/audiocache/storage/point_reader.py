@@ -9,28 +9,19 @@ very result processors SQLAlchemy would apply, so callers see the same values.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from audiocache.storage.plans import Plans
 from audiocache.storage.records import Record
 
-Processor = Callable[[Any], Any] | None
-
 _DIALECT = sqlite_dialect.dialect()
-_MAX_PLANS = 512  # statements built per call (not prebuilt) must not pile up
-
-
-@dataclass(frozen=True)
-class _Plan:
-    sql: str
-    binds: tuple[tuple[str, bool, Any, Processor], ...]  # name, required, value, processor
-    columns: tuple[tuple[str, Processor], ...]  # name, result processor
 
 
 class SqlitePointReader:
@@ -41,7 +32,7 @@ class SqlitePointReader:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._plans: dict[sa.Executable, _Plan] = {}
+        self._plans = Plans(_DIALECT)
 
     async def first(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
@@ -49,42 +40,20 @@ class SqlitePointReader:
         """Runs right here on the event loop (no await inside): an indexed read from a WAL
         database takes tens of microseconds, less than a thread hand-off costs. Raises
         sqlite3.OperationalError if the database is busy; the caller falls back."""
-        plan = self._plans.get(statement) or self._compile(statement)
-        values = []
-        for name, required, default, process in plan.binds:
-            if params is not None and name in params:
-                value = params[name]
-            elif required:
-                raise KeyError(f"missing value for bound parameter {name!r}")
-            else:
-                value = default
-            values.append(process(value) if process is not None else value)
-        row = self._connection().execute(plan.sql, values).fetchone()
-        if row is None:
-            return None
-        return {
-            name: process(value) if process is not None else value
-            for (name, process), value in zip(plan.columns, row, strict=True)
-        }
+        plan = self._plans.get(statement)
+        row = self._connection().execute(plan.sql, plan.values(params)).fetchone()
+        return plan.record(row) if row is not None else None
 
-    def _compile(self, statement: sa.Executable) -> _Plan:
-        compiled = statement.compile(dialect=_DIALECT)  # type: ignore[attr-defined]
-        if "POSTCOMPILE" in compiled.string:
-            raise ValueError("expanding parameters (IN lists) are not supported here")
-        binds = []
-        for name in compiled.positiontup or ():
-            bind = compiled.binds[name]
-            process = bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
-            binds.append((name, bind.required, bind.value, process))
-        columns = []
-        for column in statement.selected_columns:  # type: ignore[attr-defined]
-            process = column.type.dialect_impl(_DIALECT).result_processor(_DIALECT, None)
-            columns.append((column.key, process))
-        plan = _Plan(compiled.string, tuple(binds), tuple(columns))
-        if len(self._plans) >= _MAX_PLANS:
-            self._plans.clear()
-        self._plans[statement] = plan
-        return plan
+    async def all(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> list[Record]:
+        """All rows, like ``first`` but on a worker thread: a list page may count or sort
+        thousands of matches (tens of ms), too long to hold the event loop."""
+        plan = self._plans.get(statement)
+        values = plan.values(params)
+        return await asyncio.to_thread(
+            lambda: plan.records(self._connection().execute(plan.sql, values))
+        )
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
