@@ -1,0 +1,199 @@
+// audiocache web page: plain JS, no build step. The key lives in sessionStorage only and
+// goes to the public JSON API as X-API-KEY; every view is a URL (query string).
+"use strict";
+const $ = (sel) => document.querySelector(sel);
+const PAGE = 25;
+const state = { key: sessionStorage.getItem("audiocache.key"),
+                account: sessionStorage.getItem("audiocache.account") };
+
+function view() { return new URLSearchParams(location.search); }
+function go(params, replace) {
+  const url = "/ui/?" + params.toString();
+  if (replace) history.replaceState(null, "", url); else history.pushState(null, "", url);
+  render();
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message; box.hidden = !message;
+}
+
+async function api(method, path, options = {}) {
+  const headers = Object.assign({ "X-API-KEY": state.key }, options.headers || {});
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: options.body });
+  } catch (err) {
+    throw new Error("The server could not be reached: " + err.message);
+  }
+  if (!response.ok) {
+    let text = `${response.status} ${response.statusText}`;
+    try {
+      const body = await response.json();
+      if (body.error_message) text = `${body.error_message} (${body.error_code}, ${response.status})`;
+    } catch (_e) { /* not JSON: the status line says enough */ }
+    throw new Error(text);
+  }
+  return options.raw ? response : (response.status === 204 ? null : response.json());
+}
+function json(body) { return { body: JSON.stringify(body), headers: { "Content-Type": "application/json" } }; }
+
+async function guarded(work) {
+  try { showError(""); await work(); } catch (err) { showError(err.message || String(err)); }
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function render() {
+  const signedIn = Boolean(state.key);
+  $("#sign-in").hidden = signedIn;
+  $("#sign-out").hidden = !signedIn;
+  $("#cache").hidden = true;
+  $("#agents").replaceChildren();
+  if (!signedIn) { $("#key").focus(); return; }
+  await guarded(async () => {
+    const agents = await api("GET", `/v1/accounts/${encodeURIComponent(state.account)}/agents`);
+    const current = view().get("agent") || (agents[0] && agents[0].agentId);
+    for (const agent of agents) {
+      const params = new URLSearchParams({ agent: agent.agentId });
+      const link = el("a", { href: "/ui/?" + params, text: agent.agentName || agent.agentId });
+      if (agent.agentId === current) link.setAttribute("aria-current", "page");
+      link.addEventListener("click", (e) => { e.preventDefault(); go(params); });
+      $("#agents").append(link);
+    }
+    if (current) await renderCache(current);
+  });
+}
+
+function listQuery(params) {
+  const query = new URLSearchParams({ limit: PAGE, offset: params.get("offset") || 0 });
+  if (params.get("sort")) query.set("sort", params.get("sort"));
+  const filters = [];
+  if (params.get("q")) filters.push(`transcript:contains:${params.get("q")}`);
+  if (params.get("provider")) filters.push(`provider:eq:${params.get("provider")}`);
+  if (params.get("voice")) filters.push(`voice:eq:${params.get("voice")}`);
+  if (params.get("language")) filters.push(`language:eq:${params.get("language")}`);
+  if (params.get("flag")) filters.push(`${params.get("flag")}:eq:true`);
+  for (const f of filters) query.append("filter", f);
+  return query;
+}
+
+async function renderCache(agent) {
+  const params = view();
+  const base = `/v1/agents/${encodeURIComponent(agent)}/audio-cache`;
+  const list = await api("GET", `${base}?${listQuery(params)}`);
+  $("#cache").hidden = false;
+  $("#cache-title").textContent = `Audio cache of ${agent}`;
+  for (const name of ["q", "provider", "voice", "language", "flag"]) {
+    $("#filters").elements[name].value = params.get(name) || "";
+  }
+  const [sortField, sortDir] = (params.get("sort") || ":").split(":");
+  for (const button of document.querySelectorAll("th button.sort")) {
+    const th = button.parentElement;
+    th.setAttribute("aria-sort", button.dataset.field === sortField
+      ? (sortDir === "asc" ? "ascending" : "descending") : "none");
+  }
+  const offset = Number(params.get("offset") || 0);
+  $("#total").textContent = `${list.totalCount} entries`;
+  $("#page").textContent = list.totalCount
+    ? `${offset + 1}–${Math.min(offset + PAGE, list.totalCount)} of ${list.totalCount}` : "";
+  $("#prev").disabled = offset === 0;
+  $("#next").disabled = offset + PAGE >= list.totalCount;
+  $("#rows").replaceChildren(...list.entries.map((entry) => row(base, entry)));
+}
+
+function row(base, entry) {
+  const url = `${base}/${entry.id}`;
+  const transcript = el("td", {}, el("span", { text: entry.transcript }));
+  if (entry.regenerated) transcript.append(el("span", { class: "badge", text: "Regenerated" }));
+  if (entry.imported) transcript.append(el("span", { class: "badge", text: "Uploaded" }));
+  if (entry.pinned) transcript.append(el("span", { class: "badge", text: "Pinned" }));
+  const voice = el("td", { title: `${entry.provider} / ${entry.providerVoiceId} / ${entry.languageCode}`,
+                           text: entry.providerVoiceId });
+  const label = (what) => `${what} “${entry.transcript}”`;
+  const action = (text, work) => el("button", { type: "button", "aria-label": label(text), text,
+    onclick: () => guarded(async () => { await work(); await render(); }) });
+  const actions = el("td", {},
+    el("button", { type: "button", "aria-label": label("Play"), text: "Play",
+      onclick: () => guarded(() => play(url, "wav")) }),
+    el("button", { type: "button", "aria-label": label("Play 8 kHz"), text: "Play 8 kHz",
+      onclick: () => guarded(() => play(url, "wav_8000")) }),
+    el("button", { type: "button", "aria-label": label("Download"), text: "Download",
+      onclick: () => guarded(() => download(url, entry)) }),
+    action("Regenerate", () => api("POST", `${url}/regenerate`)),
+    entry.pinned ? action("Unpin", () => api("DELETE", `${url}/pin`))
+                 : action("Pin", () => api("PUT", `${url}/pin`)),
+    action("Delete", async () => {
+      if (confirm(`Delete “${entry.transcript}”?`)) await api("DELETE", url);
+    }),
+  );
+  return el("tr", { "data-id": entry.id },
+    el("td", {}, el("input", { type: "checkbox", class: "pick", value: entry.id,
+                               "aria-label": label("Select") })),
+    transcript, voice,
+    el("td", { text: `${entry.duration.toFixed(2)} s` }),
+    el("td", { text: String(entry.hitCount) }),
+    el("td", { text: new Date(entry.cachedAt).toLocaleString() }),
+    el("td", { text: entry.lastHitAt ? new Date(entry.lastHitAt).toLocaleString() : "never" }),
+    actions);
+}
+
+async function audioBlob(url, format) {
+  const response = await api("GET", `${url}/file?output_format=${format}`, { raw: true });
+  return URL.createObjectURL(await response.blob());
+}
+async function play(url, format) {
+  const player = $("#player");
+  player.src = await audioBlob(url, format);
+  player.dataset.format = format;
+  await player.play().catch(() => {});  // autoplay may be refused; the controls remain
+}
+async function download(url, entry) {
+  const link = el("a", { href: await audioBlob(url, "wav"), download: entry.audioFilename || `${entry.id}.wav` });
+  document.body.append(link); link.click(); link.remove();
+}
+
+$("#sign-in").addEventListener("submit", (e) => {
+  e.preventDefault();
+  state.key = $("#key").value.trim(); state.account = $("#account").value.trim();
+  sessionStorage.setItem("audiocache.key", state.key);
+  sessionStorage.setItem("audiocache.account", state.account);
+  $("#key").value = "";
+  render();
+});
+$("#sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem("audiocache.key"); sessionStorage.removeItem("audiocache.account");
+  state.key = null; state.account = null; go(new URLSearchParams());
+});
+$("#filters").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const params = new URLSearchParams({ agent: view().get("agent") || "" });
+  if (view().get("sort")) params.set("sort", view().get("sort"));
+  for (const [k, v] of new FormData(e.target)) if (v) params.set(k, v);
+  go(params);
+});
+for (const button of document.querySelectorAll("th button.sort")) {
+  button.addEventListener("click", () => {
+    const params = view();
+    const [field, dir] = (params.get("sort") || ":").split(":");
+    params.set("sort", `${button.dataset.field}:${field === button.dataset.field && dir === "asc" ? "desc" : "asc"}`);
+    params.delete("offset"); go(params);
+  });
+}
+$("#prev").addEventListener("click", () => {
+  const p = view(); p.set("offset", Math.max(0, Number(p.get("offset") || 0) - PAGE)); go(p);
+});
+$("#next").addEventListener("click", () => {
+  const p = view(); p.set("offset", Number(p.get("offset") || 0) + PAGE); go(p);
+});
+window.addEventListener("popstate", render);
+render();

@@ -1,0 +1,61 @@
+"""The web page driven in chromium against a live server; results checked through the API."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import AGENT, Site, sign_in
+from playwright.sync_api import expect
+
+
+def test_sign_in_shows_agents_and_the_cache_table(page, site: Site) -> None:
+    site.seed("Welcome to the table")
+    sign_in(page, site)
+    expect(page.get_by_role("link", name="Bot")).to_be_visible()
+    row = page.locator("tr", has_text="Welcome to the table")
+    expect(row).to_be_visible()
+    expect(page.locator("#total")).to_contain_text("entries")
+    assert re.search(r"\?agent=" + AGENT, page.url) or page.url.endswith("/ui/")
+
+
+def test_filter_and_sort_are_urls_and_back_works(page, site: Site) -> None:
+    site.seed("Alpha phrase")
+    site.seed("Zulu phrase")
+    sign_in(page, site)
+    page.get_by_role("link", name="Bot").click()
+    page.get_by_role("button", name="Transcript", exact=True).click()
+    expect(page).to_have_url(re.compile(r"sort=transcript%3Aasc"))
+    page.get_by_role("searchbox", name="Transcript").fill("Zulu")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"q=Zulu"))
+    expect(page.locator("#rows tr")).to_have_count(1)
+    page.go_back()
+    expect(page.locator("tr", has_text="Alpha phrase")).to_be_visible()
+
+
+def test_pin_then_unpin_a_row(page, site: Site) -> None:
+    entry = site.seed("Pin me please")
+    sign_in(page, site)
+    page.get_by_role("button", name="Pin “Pin me please”").click()
+    expect(page.get_by_role("button", name="Unpin “Pin me please”")).to_be_visible()
+    assert [e["pinned"] for e in site.entries() if e["id"] == entry] == [True]
+    page.get_by_role("button", name="Unpin “Pin me please”").click()
+    expect(page.get_by_role("button", name="Pin “Pin me please”")).to_be_visible()
+    assert [e["pinned"] for e in site.entries() if e["id"] == entry] == [False]
+
+
+def test_delete_asks_then_deletes(page, site: Site) -> None:
+    entry = site.seed("Delete me please")
+    sign_in(page, site)
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete “Delete me please”").click()
+    expect(page.locator("tr", has_text="Delete me please")).to_have_count(0)
+    assert entry not in [e["id"] for e in site.entries()]
+
+
+def test_api_errors_are_shown_in_words(page, site: Site) -> None:
+    page.goto(f"{site.url}/ui/")
+    page.get_by_label("API key").fill("not-a-key")
+    page.get_by_label("Account").fill("acme")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("401")
