@@ -36,11 +36,11 @@ def test_filter_and_sort_are_urls_and_back_works(page, site: Site) -> None:
 def test_pin_then_unpin_a_row(page, site: Site) -> None:
     entry = site.seed("Pin me please")
     sign_in(page, site)
-    page.get_by_role("button", name="Pin “Pin me please”").click()
+    page.get_by_role("button", name="Pin “Pin me please”", exact=True).click()
     expect(page.get_by_role("button", name="Unpin “Pin me please”")).to_be_visible()
     assert [e["pinned"] for e in site.entries() if e["id"] == entry] == [True]
     page.get_by_role("button", name="Unpin “Pin me please”").click()
-    expect(page.get_by_role("button", name="Pin “Pin me please”")).to_be_visible()
+    expect(page.get_by_role("button", name="Pin “Pin me please”", exact=True)).to_be_visible()
     assert [e["pinned"] for e in site.entries() if e["id"] == entry] == [False]
 
 
@@ -59,3 +59,33 @@ def test_api_errors_are_shown_in_words(page, site: Site) -> None:
     page.get_by_label("Account").fill("acme")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("401")
+
+
+def test_bulk_pin_unpin_regenerate_and_delete_in_batches(page, site: Site) -> None:
+    ids = [site.seed(f"Bulk phrase {chr(97 + n)}") for n in range(22)]
+    sign_in(page, site)
+    page.get_by_role("searchbox", name="Transcript").fill("Bulk phrase")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#total")).to_have_text("22 entries")
+
+    def pick(count: int) -> None:
+        boxes = page.locator("input.pick")
+        expect(boxes).to_have_count(count)
+        for n in range(count):
+            boxes.nth(n).check()
+
+    pick(22)
+    page.get_by_role("button", name="Pin selected", exact=True).click()
+    expect(page.locator(".badge", has_text="Pinned")).to_have_count(22)
+    assert all(e["pinned"] for e in site.entries(limit=200) if e["id"] in ids)
+    pick(22)
+    page.get_by_role("button", name="Unpin selected").click()
+    expect(page.locator(".badge", has_text="Pinned")).to_have_count(0)
+    page.locator("input.pick").nth(0).check()
+    page.get_by_role("button", name="Regenerate selected").click()
+    expect(page.locator(".badge", has_text="Regenerated")).to_have_count(1)
+    pick(22)
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete selected").click()  # 22 ids: two bulk calls
+    expect(page.locator("#total")).to_have_text("0 entries")
+    assert not set(ids) & {e["id"] for e in site.entries(limit=200)}

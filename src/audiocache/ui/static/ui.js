@@ -87,7 +87,9 @@ function listQuery(params) {
   return query;
 }
 
+let currentAgent = null;
 async function renderCache(agent) {
+  currentAgent = agent;
   const params = view();
   const base = `/v1/agents/${encodeURIComponent(agent)}/audio-cache`;
   const list = await api("GET", `${base}?${listQuery(params)}`);
@@ -195,5 +197,31 @@ $("#prev").addEventListener("click", () => {
 $("#next").addEventListener("click", () => {
   const p = view(); p.set("offset", Number(p.get("offset") || 0) + PAGE); go(p);
 });
+// Bulk actions on the checked rows; bulk delete takes at most 20 ids a call.
+const BULK_DELETE_MAX = 20;
+async function bulk(kind) {
+  const ids = [...document.querySelectorAll("input.pick:checked")].map((box) => box.value);
+  if (!ids.length) throw new Error("Select at least one entry first.");
+  const base = `/v1/agents/${encodeURIComponent(view().get("agent") || currentAgent)}/audio-cache`;
+  if (kind === "delete") {
+    if (!confirm(`Delete ${ids.length} selected entries?`)) return;
+    const failed = [];
+    for (let i = 0; i < ids.length; i += BULK_DELETE_MAX) {
+      const answer = await api("POST", `${base}/bulk-delete`, json({ ids: ids.slice(i, i + BULK_DELETE_MAX) }));
+      failed.push(...answer.failed);
+    }
+    if (failed.length) throw new Error(`Not deleted: ${failed.join(", ")}`);
+    return;
+  }
+  for (const id of ids) {
+    if (kind === "regenerate") await api("POST", `${base}/${id}/regenerate`);
+    else await api(kind === "pin" ? "PUT" : "DELETE", `${base}/${id}/pin`);
+  }
+}
+for (const button of document.querySelectorAll("#bulk button")) {
+  button.addEventListener("click", () => guarded(async () => {
+    try { await bulk(button.dataset.bulk); } finally { await render(); }
+  }));
+}
 window.addEventListener("popstate", render);
 render();
