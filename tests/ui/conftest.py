@@ -70,9 +70,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with ThreadPoolExecutor(1) as pool:
         key = pool.submit(asyncio.run, _setup(settings)).result()
     app = create_app(settings, build_services(settings, engines=[FakeEngine()]))
-    with ThreadedServer(app) as server, httpx.Client(
-        base_url=server.url, headers={"X-API-KEY": key}, timeout=20
-    ) as client:
+    with (
+        ThreadedServer(app) as server,
+        httpx.Client(base_url=server.url, headers={"X-API-KEY": key}, timeout=20) as client,
+    ):
         yield Site(server.url, key, client)
 
 

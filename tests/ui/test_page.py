@@ -89,3 +89,25 @@ def test_bulk_pin_unpin_regenerate_and_delete_in_batches(page, site: Site) -> No
     page.get_by_role("button", name="Delete selected").click()  # 22 ids: two bulk calls
     expect(page.locator("#total")).to_have_text("0 entries")
     assert not set(ids) & {e["id"] for e in site.entries(limit=200)}
+
+
+def test_stats_panel_and_policy_edit(page, site: Site) -> None:
+    site.seed("Counted in the stats")
+    sign_in(page, site)
+    stats = page.get_by_role("region", name="Stats")
+    expect(stats).to_contain_text("Hit ratio")
+    expect(stats).to_contain_text(
+        str(site.api.get(f"/v1/agents/{AGENT}/audio-cache/stats").json()["entries"])
+    )
+    page.get_by_label("Max entries").fill("500")
+    page.get_by_label("Eviction").select_option("lfu")
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("status")).to_have_text("Policy saved.")
+    policy = site.api.get(f"/v1/agents/{AGENT}/cache-policy").json()
+    assert (policy["maxEntries"], policy["eviction"], policy["admission"]) == (500, "lfu", "always")
+    page.get_by_label("Max entries").fill("9007199254740991")  # past the API limit: words shown
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("alert")).to_contain_text("400")
+    page.get_by_label("Max entries").fill("")
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("status")).to_have_text("Policy saved.")

@@ -57,7 +57,7 @@ async function render() {
   const signedIn = Boolean(state.key);
   $("#sign-in").hidden = signedIn;
   $("#sign-out").hidden = !signedIn;
-  $("#cache").hidden = true;
+  $("#cache").hidden = true; $("#stats").hidden = true; $("#policy-panel").hidden = true;
   $("#agents").replaceChildren();
   if (!signedIn) { $("#key").focus(); return; }
   await guarded(async () => {
@@ -70,7 +70,11 @@ async function render() {
       link.addEventListener("click", (e) => { e.preventDefault(); go(params); });
       $("#agents").append(link);
     }
-    if (current) await renderCache(current);
+    if (current) {
+      await renderCache(current);
+      await renderStats(current);
+      await renderPolicy(current);
+    }
   });
 }
 
@@ -112,6 +116,49 @@ async function renderCache(agent) {
   $("#next").disabled = offset + PAGE >= list.totalCount;
   $("#rows").replaceChildren(...list.entries.map((entry) => row(base, entry)));
 }
+
+const POLICY_NUMBERS = ["minHits", "maxEntries", "maxBytes", "ttlSeconds"];
+let policy = null;
+async function renderStats(agent) {
+  const stats = await api("GET", `/v1/agents/${encodeURIComponent(agent)}/audio-cache/stats`);
+  const ratio = (r) => (r === null ? "–" : `${(r * 100).toFixed(1)} %`);
+  const items = [
+    ["Entries", stats.entries], ["Bytes", stats.bytes], ["Pinned", stats.pinned],
+    ["Hit ratio (hour / day / 30 days)",
+     ["hour", "day", "month"].map((w) => ratio(stats.windows[w].hitRatio)).join(" / ")],
+    ["Characters saved", stats.charactersSaved],
+    ["Synthesis seconds saved", stats.synthesisSecondsSaved.toFixed(1)],
+    ["Money saved", `${stats.moneySaved.total.toFixed(2)} ${stats.moneySaved.currency}`],
+    ["Evicted", stats.evictedTotal], ["Personal phrases skipped", stats.privacySkipped],
+    ["Top phrases", stats.topPhrases.map((p) => `${p.transcript} (${p.hitCount})`).join("; ") || "–"],
+  ];
+  $("#stats-list").replaceChildren(...items.flatMap(([k, v]) =>
+    [el("dt", { text: k }), el("dd", { text: String(v) })]));
+  $("#stats").hidden = false;
+}
+async function renderPolicy(agent) {
+  policy = await api("GET", `/v1/agents/${encodeURIComponent(agent)}/cache-policy`);
+  const form = $("#policy");
+  form.elements.admission.value = policy.admission;
+  for (const name of POLICY_NUMBERS) form.elements[name].value = policy[name] ?? "";
+  form.elements.eviction.value = policy.eviction || "";
+  form.elements.personalData.value = policy.personalData;
+  $("#policy-panel").hidden = false;
+}
+$("#policy").addEventListener("submit", (e) => {
+  e.preventDefault();
+  guarded(async () => {
+    const form = e.target;
+    const body = Object.assign({}, policy, { admission: form.elements.admission.value,
+      eviction: form.elements.eviction.value || null, personalData: form.elements.personalData.value });
+    for (const name of POLICY_NUMBERS) {
+      body[name] = form.elements[name].value === "" ? null : Number(form.elements[name].value);
+    }
+    delete body.usage; delete body.evictedTotal;
+    policy = await api("PUT", `/v1/agents/${encodeURIComponent(currentAgent)}/cache-policy`, json(body));
+    $("#policy-saved").textContent = "Policy saved.";
+  });
+});
 
 function row(base, entry) {
   const url = `${base}/${entry.id}`;
