@@ -6,6 +6,7 @@ import re
 
 from conftest import AGENT, Site, sign_in
 from playwright.sync_api import expect
+from support import sine_wav
 
 
 def test_sign_in_shows_agents_and_the_cache_table(page, site: Site) -> None:
@@ -111,3 +112,35 @@ def test_stats_panel_and_policy_edit(page, site: Site) -> None:
     page.get_by_label("Max entries").fill("")
     page.get_by_role("button", name="Save policy").click()
     expect(page.get_by_role("status")).to_have_text("Policy saved.")
+
+
+def test_edit_previews_then_saves_with_settings(page, site: Site) -> None:
+    entry = site.seed("Edit me soon")
+    sign_in(page, site)
+    page.get_by_role("button", name="Edit “Edit me soon”").click()
+    dialog = page.get_by_role("dialog")
+    save = dialog.get_by_role("button", name="Save", exact=True)
+    expect(save).to_be_disabled()
+    dialog.get_by_label("Transcript").fill("Edited at last")
+    dialog.get_by_label("Stability").fill("0.4")
+    expect(save).to_be_disabled()  # not before a preview
+    dialog.get_by_role("button", name="Preview").click()
+    expect(save).to_be_enabled()
+    save.click()
+    expect(page.locator("tr", has_text="Edited at last")).to_be_visible()
+    [edited] = [e for e in site.entries() if e["id"] == entry]
+    assert edited["transcript"] == "Edited at last"
+
+
+def test_upload_replacement_from_a_file(page, site: Site, tmp_path) -> None:
+    entry = site.seed("Replace my audio")
+    before = site.api.get(f"/v1/agents/{AGENT}/audio-cache/{entry}/file").content
+    wav = tmp_path / "take.wav"
+    wav.write_bytes(sine_wav(1.5))
+    sign_in(page, site)
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Upload replacement “Replace my audio”").click()
+    chooser.value.set_files(str(wav))
+    expect(page.locator("tr", has_text="Replace my audio")).to_contain_text("1.50 s")
+    after = site.api.get(f"/v1/agents/{AGENT}/audio-cache/{entry}/file").content
+    assert after != before and after == wav.read_bytes()

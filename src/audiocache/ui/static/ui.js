@@ -178,6 +178,10 @@ function row(base, entry) {
       onclick: () => guarded(() => play(url, "wav_8000")) }),
     el("button", { type: "button", "aria-label": label("Download"), text: "Download",
       onclick: () => guarded(() => download(url, entry)) }),
+    el("button", { type: "button", "aria-label": label("Edit"), text: "Edit",
+      onclick: () => openEdit(url, entry) }),
+    el("button", { type: "button", "aria-label": label("Upload replacement"), text: "Upload replacement",
+      onclick: () => { uploadTarget = url; $("#upload").click(); } }),
     action("Regenerate", () => api("POST", `${url}/regenerate`)),
     entry.pinned ? action("Unpin", () => api("DELETE", `${url}/pin`))
                  : action("Pin", () => api("PUT", `${url}/pin`)),
@@ -185,7 +189,15 @@ function row(base, entry) {
       if (confirm(`Delete “${entry.transcript}”?`)) await api("DELETE", url);
     }),
   );
-  return el("tr", { "data-id": entry.id },
+  const tr = el("tr", { "data-id": entry.id });
+  // A WAV dropped on the row replaces the entry's audio.
+  tr.addEventListener("dragover", (e) => e.preventDefault());
+  tr.addEventListener("drop", (e) => {
+    e.preventDefault();
+    const file = e.dataTransfer.files[0];
+    if (file) guarded(async () => { await replaceWith(url, file); await render(); });
+  });
+  tr.append(
     el("td", {}, el("input", { type: "checkbox", class: "pick", value: entry.id,
                                "aria-label": label("Select") })),
     transcript, voice,
@@ -194,7 +206,61 @@ function row(base, entry) {
     el("td", { text: new Date(entry.cachedAt).toLocaleString() }),
     el("td", { text: entry.lastHitAt ? new Date(entry.lastHitAt).toLocaleString() : "never" }),
     actions);
+  return tr;
 }
+
+let uploadTarget = null;
+async function replaceWith(url, file) {
+  await api("PATCH", `${url}/file`, { body: file,
+    headers: { "Content-Type": "audio/wav", "X-Filename": encodeURIComponent(file.name) } });
+}
+$("#upload").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  if (file && uploadTarget) guarded(async () => { await replaceWith(uploadTarget, file); await render(); });
+  e.target.value = "";
+});
+
+// Edit: Preview synthesizes the changed text/tuning; Save (only once something changed and
+// was previewed) stores exactly the previewed audio with its settings (replace-with-settings).
+const TUNING = ["stability", "similarityBoost", "speed"];
+let editing = null;
+function editSettings() {
+  const form = $("#edit-form");
+  const config = {};
+  for (const name of TUNING) if (form.elements[name].value !== "") config[name] = Number(form.elements[name].value);
+  return { text: form.elements.text.value, config };
+}
+function openEdit(url, entry) {
+  editing = { url, entry, initial: null, preview: null };
+  const form = $("#edit-form");
+  form.elements.text.value = entry.transcript;
+  for (const name of TUNING) form.elements[name].value = "";
+  $("#edit-original").textContent = entry.transcript;
+  editing.initial = JSON.stringify(editSettings());
+  $("#edit-save").disabled = true;
+  $("#edit").showModal();
+  form.elements.text.focus();
+}
+$("#edit-form").addEventListener("input", () => {
+  if (editing) { editing.preview = null; $("#edit-save").disabled = true; }
+});
+$("#edit-preview").addEventListener("click", () => guarded(async () => {
+  const settings = editSettings();
+  const response = await api("POST", `${editing.url}/synthesize`,
+    Object.assign(json(settings), { raw: true }));
+  editing.preview = { blob: await response.blob(), settings };
+  $("#edit-player").src = URL.createObjectURL(editing.preview.blob);
+  $("#edit-save").disabled = JSON.stringify(settings) === editing.initial;
+}));
+$("#edit-save").addEventListener("click", () => guarded(async () => {
+  const form = new FormData();
+  form.append("file", editing.preview.blob, "take.wav");
+  form.append("settings", JSON.stringify(editing.preview.settings));
+  await api("PUT", `${editing.url}/details`, { body: form });
+  $("#edit").close(); editing = null;
+  await render();
+}));
+$("#edit-cancel").addEventListener("click", () => { $("#edit").close(); editing = null; });
 
 async function audioBlob(url, format) {
   const response = await api("GET", `${url}/file?output_format=${format}`, { raw: true });
