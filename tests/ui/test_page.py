@@ -144,3 +144,32 @@ def test_upload_replacement_from_a_file(page, site: Site, tmp_path) -> None:
     expect(page.locator("tr", has_text="Replace my audio")).to_contain_text("1.50 s")
     after = site.api.get(f"/v1/agents/{AGENT}/audio-cache/{entry}/file").content
     assert after != before and after == wav.read_bytes()
+
+
+def test_play_feeds_the_audio_element_also_at_8_khz(page, site: Site) -> None:
+    site.seed("Play me now")
+    sign_in(page, site)
+    page.get_by_role("button", name="Play 8 kHz “Play me now”").click()
+    player = page.get_by_label("Player", exact=True)
+    expect(player).to_have_attribute("data-format", "wav_8000")
+    expect(player).to_have_attribute("src", re.compile(r"^blob:"))
+    rate = page.evaluate(
+        "async () => { const b = await (await fetch(document.querySelector('#player').src))"
+        ".arrayBuffer(); return new DataView(b).getUint32(24, true); }"
+    )
+    assert rate == 8000
+
+
+def test_keyboard_alone_signs_in_and_pins(page, site: Site) -> None:
+    entry = site.seed("Keyboard only")
+    page.goto(f"{site.url}/ui/")
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(site.key)
+    page.keyboard.press("Tab")
+    page.keyboard.type("acme")
+    page.keyboard.press("Enter")
+    pin = page.get_by_role("button", name="Pin “Keyboard only”", exact=True)
+    pin.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Unpin “Keyboard only”")).to_be_visible()
+    assert [e["pinned"] for e in site.entries() if e["id"] == entry] == [True]
