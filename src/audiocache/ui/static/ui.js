@@ -58,11 +58,14 @@ async function render() {
   $("#sign-in").hidden = signedIn;
   $("#sign-out").hidden = !signedIn;
   $("#cache").hidden = true; $("#stats").hidden = true; $("#policy-panel").hidden = true;
+  $("#history").hidden = true; $("#audit").hidden = true;
+  $("#audit-link").hidden = !signedIn;
   $("#agents").replaceChildren();
   if (!signedIn) { $("#key").focus(); return; }
   await guarded(async () => {
     const agents = await api("GET", `/v1/accounts/${encodeURIComponent(state.account)}/agents`);
     const current = view().get("agent") || (agents[0] && agents[0].agentId);
+    if (view().get("view") === "audit") { await renderAudit(); }
     for (const agent of agents) {
       const params = new URLSearchParams({ agent: agent.agentId });
       const link = el("a", { href: "/ui/?" + params, text: agent.agentName || agent.agentId });
@@ -70,7 +73,8 @@ async function render() {
       link.addEventListener("click", (e) => { e.preventDefault(); go(params); });
       $("#agents").append(link);
     }
-    if (current) {
+    if (view().get("view") === "audit") { /* the audit view alone */ }
+    else if (current) {
       await renderCache(current);
       await renderStats(current);
       await renderPolicy(current);
@@ -183,6 +187,8 @@ function row(base, entry) {
     el("button", { type: "button", "aria-label": label("Upload replacement"), text: "Upload replacement",
       onclick: () => { uploadTarget = url; $("#upload").click(); } }),
     action("Regenerate", () => api("POST", `${url}/regenerate`)),
+    el("button", { type: "button", "aria-label": label("History"), text: "History",
+      onclick: () => guarded(() => renderHistory(url, entry)) }),
     entry.pinned ? action("Unpin", () => api("DELETE", `${url}/pin`))
                  : action("Pin", () => api("PUT", `${url}/pin`)),
     action("Delete", async () => {
@@ -208,6 +214,40 @@ function row(base, entry) {
     actions);
   return tr;
 }
+
+// Take history (GET …/history; play a take; restore it): the shape agreed in SHAPES.md.
+async function renderHistory(url, entry) {
+  const { takes } = await api("GET", `${url}/history`);
+  $("#history-title").textContent = `History of “${entry.transcript}”`;
+  $("#takes").replaceChildren(...(takes.length ? takes.map((take) => el("li", {},
+    el("span", { text: `${new Date(take.createdAt).toLocaleString()} · ${take.reason} · ` +
+                       `${take.duration.toFixed(2)} s · ${take.transcript} ` }),
+    el("button", { type: "button", text: "Play take", "aria-label": `Play take of ${take.createdAt}`,
+      onclick: () => guarded(async () => {
+        const r = await api("GET", `${url}/history/${take.id}/file`, { raw: true });
+        $("#player").src = URL.createObjectURL(await r.blob()); await $("#player").play().catch(() => {});
+      }) }),
+    el("button", { type: "button", text: "Restore", "aria-label": `Restore take of ${take.createdAt}`,
+      onclick: () => guarded(async () => {
+        await api("POST", `${url}/history/${take.id}/restore`); await render();
+      }) }))) : [el("li", { text: "No earlier takes." })]));
+  $("#history").hidden = false;
+  $("#history").scrollIntoView();
+}
+
+async function renderAudit() {
+  const params = view();
+  const query = new URLSearchParams({ limit: PAGE, offset: params.get("offset") || 0 });
+  if (params.get("operation")) query.set("operation", params.get("operation"));
+  const log = await api("GET", `/v1/accounts/${encodeURIComponent(state.account)}/audit-log?${query}`);
+  $("#audit-title").textContent = `Audit log (${log.totalCount} events)`;
+  $("#audit-rows").replaceChildren(...log.events.map((e) => el("tr", {},
+    el("td", { text: new Date(e.at).toLocaleString() }), el("td", { text: e.keyId }),
+    el("td", { text: e.operation }), el("td", { text: e.agentId || "" }),
+    el("td", { text: e.entryId || "" }), el("td", { text: String(e.status) }))));
+  $("#audit").hidden = false;
+}
+$("#audit-link").addEventListener("click", (e) => { e.preventDefault(); go(new URLSearchParams({ view: "audit" })); });
 
 let uploadTarget = null;
 async function replaceWith(url, file) {
