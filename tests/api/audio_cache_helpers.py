@@ -26,7 +26,8 @@ ENTRY_FIELDS = {
     "imported",
     "languageCode",
 }
-EXTENSION_FIELDS = {"pinned", "lastHitAt"}  # audiocache's own; the contract's schema allows extra fields
+# audiocache's own; the contract's schema allows extra fields
+EXTENSION_FIELDS = {"pinned", "lastHitAt"}
 NON_NUMERIC_IDS = ["abc", "1.5", "-1", "\uff11\uff12"]  # the last: full-width digits
 
 
