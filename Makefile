@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 
 # espeak-ng is the default engine; sox is the reference codec in tests; PostgreSQL and
 # Ceph's radosgw (with a mon and an osd) are the real database and S3 server of the tests;
-# nginx is the load balancer of the deployment test.
-SYSTEM_TOOLS := espeak-ng sox radosgw ceph-mon ceph-osd nginx /usr/lib/postgresql/15/bin/initdb
-SYSTEM_PACKAGES := espeak-ng sox radosgw ceph-mon ceph-osd postgresql nginx-light
+# nginx is the load balancer of the deployment test; Debian's chromium runs the web page's
+# Playwright tests (no browser download).
+SYSTEM_TOOLS := espeak-ng sox radosgw ceph-mon ceph-osd nginx /usr/lib/postgresql/15/bin/initdb /usr/bin/chromium
+SYSTEM_PACKAGES := espeak-ng sox radosgw ceph-mon ceph-osd postgresql nginx-light chromium
 system-deps:
 	@missing=0; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing=1; done; \
 	if [ $$missing = 1 ]; then \

@@ -25,6 +25,7 @@ from audiocache.api.docs import install_openapi
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.api.hot_path import HotPath
 from audiocache.api.observe import RequestObserver
+from audiocache.api.ui import install_ui
 from audiocache.config import Settings
 from audiocache.metrics import mark_worker_stopped
 from audiocache.services import Services, build_services
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(openai_speech.router)
 
     app.include_router(operations.router)
+    install_ui(app)
     install_openapi(app)
     if services.settings.hot_path:
         app.add_middleware(HotPath, services=services)

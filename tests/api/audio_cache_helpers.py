@@ -26,7 +26,8 @@ ENTRY_FIELDS = {
     "imported",
     "languageCode",
 }
-EXTENSION_FIELDS = {"pinned"}  # audiocache's own; the contract's schema allows extra fields
+# audiocache's own; the contract's schema allows extra fields
+EXTENSION_FIELDS = {"pinned", "lastHitAt"}
 NON_NUMERIC_IDS = ["abc", "1.5", "-1", "\uff11\uff12"]  # the last: full-width digits
 
 
@@ -44,6 +45,7 @@ def assert_entry_shape(entry: dict[str, Any]) -> None:
     for name in ("transcript", "provider", "providerVoiceId", "languageCode"):
         assert isinstance(entry[name], str)
     assert entry["audioFilename"] is None or isinstance(entry["audioFilename"], str)
+    assert entry["lastHitAt"] is None or datetime.fromisoformat(entry["lastHitAt"]).tzinfo
 
 
 def assert_json(response: httpx.Response, status: int = 200) -> Any:

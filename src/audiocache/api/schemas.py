@@ -58,6 +58,7 @@ class AudioCacheEntry(BaseModel):
     imported: bool
     languageCode: str = ""
     pinned: bool = False
+    lastHitAt: datetime | None = None  # audiocache extension, like pinned
 
     @classmethod
     def of(cls, entry: Entry) -> AudioCacheEntry:
@@ -74,6 +75,7 @@ class AudioCacheEntry(BaseModel):
             imported=entry.imported,
             languageCode=entry.language_code,
             pinned=entry.pinned,
+            lastHitAt=as_utc(entry.last_hit_at) if entry.last_hit_at else None,
         )
 
 
