@@ -86,3 +86,10 @@ async def test_cache_error_fails_open_and_is_counted(api: Api) -> None:
     frames = await collect(service, "Hello.")
     assert len(frames) == 4 and wrapped.calls == ["Hello."]
     assert service.stats.fail_open >= 1
+
+
+async def test_lookup_over_budget_fails_open(api: Api) -> None:
+    service, wrapped = await make(api, budget=1e-6)  # no HTTP round trip fits in 1 µs
+    frames = await collect(service, "Thanks for waiting.")
+    assert len(frames) == 4 and wrapped.calls == ["Thanks for waiting."]
+    assert service.stats.fail_open == 1 and service.stats.hits == 0
