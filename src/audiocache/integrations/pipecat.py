@@ -17,7 +17,6 @@ import asyncio
 import io
 import wave
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any
 
 from pipecat.frames.frames import Frame, TTSAudioRawFrame
@@ -25,18 +24,11 @@ from pipecat.services.tts_service import TTSService
 
 from audiocache.audio.wav import build_wav
 from audiocache.integrations.client import AudioCacheClient, Phrase
+from audiocache.integrations.stats import CacheStats
 
 __all__ = ["CacheStats", "CachedTTSService"]
 
 CHUNK_SECONDS = 0.02
-
-
-@dataclass
-class CacheStats:
-    hits: int = 0
-    misses: int = 0
-    stored: int = 0
-    fail_open: int = 0
 
 
 class CachedTTSService(TTSService):
