@@ -1,0 +1,115 @@
+"""A small async httpx client for the runtime lookup / lookup-batch / store routes.
+
+The plugins call the cache on the hot path of a conversation, so every call has its own
+time budget (``lookup_budget_s``, 50 ms by default): a slow or broken cache must never delay
+speech. Errors are not swallowed here; the plugins decide to fail open and count it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = ["DEFAULT_LOOKUP_BUDGET_S", "AudioCacheClient", "Phrase", "StoreResult"]
+
+DEFAULT_LOOKUP_BUDGET_S = 0.050
+DEFAULT_STORE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """The key parts of a phrase, as the runtime path takes them."""
+
+    text: str
+    voice: str | None = None
+    language: str | None = None
+    config: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        parts: dict[str, Any] = {"text": self.text}
+        for name in ("voice", "language", "config"):
+            value = getattr(self, name)
+            if value is not None:
+                parts[name] = value
+        return parts
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    stored: bool
+    created: bool
+    reason: str | None = None
+    entry: dict[str, Any] | None = field(default=None)
+
+
+class AudioCacheClient:
+    """Lookup and store against one agent; ``client`` carries base URL and auth."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        agent_id: str,
+        *,
+        api_key: str | None = None,
+        lookup_budget_s: float = DEFAULT_LOOKUP_BUDGET_S,
+        store_timeout_s: float = DEFAULT_STORE_TIMEOUT_S,
+    ) -> None:
+        self._client = client
+        self._base = f"/v1/agents/{agent_id}/audio-cache"
+        self._headers = {"X-API-KEY": api_key} if api_key else {}
+        self.lookup_budget_s = lookup_budget_s
+        self.store_timeout_s = store_timeout_s
+
+    async def lookup(self, phrase: Phrase, output_format: str | None = None) -> bytes | None:
+        """The cached audio, or None when not cached (404 NOT_CACHED); raises otherwise."""
+        body = phrase.body()
+        if output_format is not None:
+            body["output_format"] = output_format
+        r = await self._client.post(
+            f"{self._base}/lookup", json=body, headers=self._headers, timeout=self.lookup_budget_s
+        )
+        if r.status_code == 404 and _code(r) == "NOT_CACHED":
+            return None
+        r.raise_for_status()
+        return r.content
+
+    async def lookup_batch(self, phrases: list[Phrase]) -> list[bool]:
+        """For each phrase, whether it is cached (the CI check)."""
+        r = await self._client.post(
+            f"{self._base}/lookup-batch",
+            json={"phrases": [p.body() for p in phrases]},
+            headers=self._headers,
+            timeout=self.store_timeout_s,
+        )
+        r.raise_for_status()
+        return [bool(item["cached"]) for item in r.json()["results"]]
+
+    async def store(self, phrase: Phrase, wav: bytes) -> StoreResult:
+        """Store audio the runtime synthesized; idempotent (a second call creates nothing)."""
+        r = await self._client.post(
+            f"{self._base}/store",
+            files={"file": ("take.wav", wav, "audio/wav")},
+            data={"settings": json.dumps(phrase.body())},
+            headers=self._headers,
+            timeout=self.store_timeout_s,
+        )
+        r.raise_for_status()
+        data = r.json()
+        return StoreResult(
+            stored=bool(data["stored"]),
+            created=bool(data["created"]),
+            reason=data.get("reason"),
+            entry=data.get("entry"),
+        )
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    code = data.get("error_code") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else None
