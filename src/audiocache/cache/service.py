@@ -39,6 +39,7 @@ from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
 from audiocache.storage.gc import sweep_pending
+from audiocache.storage.takes_repo import TakeChange
 from audiocache.tts.base import Engine, EngineRegistry, SynthesisRequest
 
 log = logging.getLogger("audiocache.cache")
@@ -262,7 +263,7 @@ class CacheService:
             "imported": False,  # the hand-made take, if any, is gone
             "audio_filename": None,
         }
-        return await self._replace(entry, audio, parse_wav(audio), changes)
+        return await self._replace(entry, audio, parse_wav(audio), changes, "regenerate")
 
     async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
         return await self.entries.set_pinned(entry, pinned)
@@ -510,7 +511,7 @@ class CacheService:
     async def replace_audio(self, entry: Entry, wav: bytes, filename: str) -> Entry:
         info = parse_wav(wav)
         changes = {"audio_filename": filename, "imported": True}
-        return await self._replace(entry, wav, info, changes)
+        return await self._replace(entry, wav, info, changes, "replace")
 
     async def replace_details(
         self, entry: Entry, wav: bytes, filename: str, text: str, config: Mapping[str, Any]
@@ -541,14 +542,19 @@ class CacheService:
             "model": model,
             "cache_key": key,
         }
-        return await self._replace(entry, wav, info, changes)
+        return await self._replace(entry, wav, info, changes, "replace_with_settings")
 
     async def _replace(
-        self, entry: Entry, wav: bytes, info: WavInfo, changes: dict[str, Any]
+        self,
+        entry: Entry,
+        wav: bytes,
+        info: WavInfo,
+        changes: dict[str, Any],
+        reason: str | None = None,  # the replaced take goes into the history (None: lost)
     ) -> Entry:
         self.forget_recent()
         blob = await self.blobs.put(wav)
-        updated = await self.entries.update_audio(
+        updated, released = await self.entries.update_audio(
             entry,
             {
                 **changes,
@@ -557,10 +563,11 @@ class CacheService:
                 "duration": info.duration,
             },
             before_commit=lambda: self._ensure_blob(blob.sha256, wav),
+            history=TakeChange(reason) if reason else None,
         )
         await self._ensure_blob(blob.sha256, wav)
-        if entry.blob_sha256 != blob.sha256:
-            await self._sweep([entry.blob_sha256])
+        if released:
+            await self._sweep(released)
         return updated
 
     async def delete_entries(
