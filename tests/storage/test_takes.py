@@ -33,7 +33,7 @@ async def test_replace_keeps_the_replaced_take_bounded(api: Api) -> None:
     first = (await services.cache.get_entry(internal, int(entry))).blob_sha256
     for freq in (300.0, 400.0, 500.0):
         await _replace(api, agent, entry, freq)
-    found = await TakeRepository(services.db).list(internal, int(entry))
+    found = await TakeRepository(services.db).of_entry(internal, int(entry))
     assert [t.reason for t in found] == ["replace", "replace"]  # bounded: the oldest dropped
     assert first not in {t.blob_sha256 for t in found}
     assert await services.blobs.stat(first) is None  # the dropped take's blob was collected
@@ -53,10 +53,10 @@ async def test_deleting_the_entry_deletes_its_takes_and_their_blobs(api: Api) ->
     entry = await api.seed_entry(agent, "Goodbye now")
     internal = (await services.agents.owned(api.account, agent)).id
     await _replace(api, agent, entry, 320.0)
-    found = await TakeRepository(services.db).list(internal, int(entry))
+    found = await TakeRepository(services.db).of_entry(internal, int(entry))
     assert len(found) == 1
     r = await api.client.delete(f"/v1/agents/{agent}/audio-cache/{entry}", headers=api.headers)
     assert r.status_code == 200
-    assert await TakeRepository(services.db).list(internal, int(entry)) == []
+    assert await TakeRepository(services.db).of_entry(internal, int(entry)) == []
     assert await services.blobs.stat(found[0].blob_sha256) is None
     assert (await gc.check(services.db, services.blobs)).healthy

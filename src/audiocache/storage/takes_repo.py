@@ -123,7 +123,7 @@ class TakeRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def list(self, agent_id: str, entry_id: int) -> list[Take]:
+    async def of_entry(self, agent_id: str, entry_id: int) -> list[Take]:
         """Newest first (ids only grow)."""
         query = (
             sa.select(takes)
