@@ -10,7 +10,7 @@ APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,neural]'
+	$(PY) -m pip install -q -e '.[test,neural,pipecat,livekit]'
 	touch $(STAMP)
 
 # espeak-ng is the default engine; sox is the reference codec in tests; PostgreSQL and

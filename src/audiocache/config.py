@@ -266,6 +266,14 @@ class Settings(BaseSettings):
         description="Entries the evictor deletes per transaction; small enough that a batch "
         "holds the database for milliseconds, and its blobs fit one sweep (1000).",
     )
+    take_history_limit: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="Earlier takes kept per entry (replace, replace-with-settings, regenerate "
+        "and restore keep the take they replace); the oldest beyond it is dropped and its "
+        "blob collected. 0 keeps none.",
+    )
     eviction_policy: Literal["lru", "lfu"] = Field(
         "lru",
         description="Eviction order of agents whose policy names none, and of the "

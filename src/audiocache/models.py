@@ -161,3 +161,27 @@ class Candidate:
     @property
     def last_used(self) -> datetime:
         return self.last_hit_at or self.cached_at
+
+
+@dataclass(frozen=True)
+class Take:
+    """An earlier take of an entry: its audio and the details it was made with."""
+
+    id: int
+    entry_id: int
+    agent_id: str
+    created_at: datetime  # when it was replaced (moved into the history)
+    reason: str  # what replaced it: replace | replace_with_settings | regenerate | restore
+    blob_sha256: str
+    size_bytes: int
+    duration: float
+    cache_key: str
+    transcript: str
+    provider: str
+    provider_voice_id: str
+    language_code: str
+    model: str
+    config: dict[str, Any]
+    regenerated: bool
+    imported: bool
+    audio_filename: str | None

@@ -114,7 +114,7 @@ def build_services(
     metrics = Metrics()
     registry = EngineRegistry([pooled(e, engine_budget(settings, e), metrics) for e in chosen])
     keys = ApiKeyRepository(db)
-    entries = EntryRepository(db)
+    entries = EntryRepository(db, history_limit=settings.take_history_limit)
     stats = LookupRepository(db)
     hits = HitCounter(entries.add_hits, settings.hit_flush_seconds, write_lookups=stats.add)
     voices = VoiceLibrary(

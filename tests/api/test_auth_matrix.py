@@ -119,7 +119,6 @@ OPERATIONS = [
         _json({"phrases": [{"text": PHRASE}]}),
     ),
     Operation("storeAudioCache", WRITE, "POST", CACHE + "/store", 200, _store),
-
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
     Operation(

@@ -238,6 +238,9 @@ async def test_collect_finishes_the_queue_first(db: Database, blobs: BlobStore) 
 
 
 def make_services(settings: Settings) -> Services:
+    # No take history here: these tests follow the blob a replace releases (history keeps
+    # it as a take; tests/storage/test_takes.py covers that).
+    settings = settings.model_copy(update={"take_history_limit": 0})
     return build_services(settings, engines=[FakeEngine()])
 
 

@@ -20,6 +20,7 @@ from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
 from audiocache.storage.gc import sweep_pending
+from audiocache.storage.takes_repo import TakeChange
 
 log = logging.getLogger("audiocache.cache")
 
@@ -44,11 +45,17 @@ class BlobWriter:
         return entry, created
 
     async def update(
-        self, entry: Entry, audio: bytes, info: WavInfo, changes: Mapping[str, Any]
+        self,
+        entry: Entry,
+        audio: bytes,
+        info: WavInfo,
+        changes: Mapping[str, Any],
+        history: TakeChange | None = None,
     ) -> Entry:
-        """Point ``entry`` at new audio (and ``changes``); its old blob is queued and swept."""
+        """Point ``entry`` at new audio (and ``changes``); the replaced take goes into the
+        history (``history``) or is released, and released blobs are swept."""
         blob = await self.blobs.put(audio)
-        updated = await self.entries.update_audio(
+        updated, released = await self.entries.update_audio(
             entry,
             {
                 **changes,
@@ -57,10 +64,11 @@ class BlobWriter:
                 "duration": info.duration,
             },
             before_commit=lambda: self.ensure(blob.sha256, audio),
+            history=history,
         )
         await self.ensure(blob.sha256, audio)
-        if entry.blob_sha256 != blob.sha256:
-            await self.sweep([entry.blob_sha256])
+        if released:
+            await self.sweep(released)
         return updated
 
     async def ensure(self, sha256: str, data: bytes) -> None:

@@ -39,6 +39,7 @@ from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
+from audiocache.storage.takes_repo import TakeChange
 from audiocache.tts.base import Engine, EngineRegistry, SynthesisRequest
 
 log = logging.getLogger("audiocache.cache")
@@ -263,7 +264,7 @@ class CacheService:
             "imported": False,  # the hand-made take, if any, is gone
             "audio_filename": None,
         }
-        return await self._replace(entry, audio, parse_wav(audio), changes)
+        return await self._replace(entry, audio, parse_wav(audio), changes, "regenerate")
 
     async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
         return await self.entries.set_pinned(entry, pinned)
@@ -504,7 +505,7 @@ class CacheService:
     async def replace_audio(self, entry: Entry, wav: bytes, filename: str) -> Entry:
         info = parse_wav(wav)
         changes = {"audio_filename": filename, "imported": True}
-        return await self._replace(entry, wav, info, changes)
+        return await self._replace(entry, wav, info, changes, "replace")
 
     async def replace_details(
         self, entry: Entry, wav: bytes, filename: str, text: str, config: Mapping[str, Any]
@@ -535,13 +536,20 @@ class CacheService:
             "model": model,
             "cache_key": key,
         }
-        return await self._replace(entry, wav, info, changes)
+        return await self._replace(entry, wav, info, changes, "replace_with_settings")
 
     async def _replace(
-        self, entry: Entry, wav: bytes, info: WavInfo, changes: dict[str, Any]
+        self,
+        entry: Entry,
+        wav: bytes,
+        info: WavInfo,
+        changes: dict[str, Any],
+        reason: str | None = None,  # the replaced take goes into the history (None: lost)
     ) -> Entry:
         self.forget_recent()
-        return await self.writer.update(entry, wav, info, changes)
+        return await self.writer.update(
+            entry, wav, info, changes, history=TakeChange(reason) if reason else None
+        )
 
     async def delete_entries(
         self, agent_id: str, entry_ids: list[int], *, evicting: bool = False

@@ -21,6 +21,7 @@ from audiocache.storage.db import Database, utcnow
 from audiocache.storage.entries_repo import copy_entries
 from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.tables import agent_usage, agents, entries
+from audiocache.storage.takes_repo import drop_takes
 from audiocache.storage.usage import create_usage
 
 _BY_ID = sa.select(agents).where(agents.c.id == sa.bindparam("agent_id"))
@@ -87,6 +88,7 @@ class AgentRepository:
                 ).scalars()
             )
             await conn.execute(entries.delete().where(entries.c.agent_id == agent_id))
+            shas += await drop_takes(conn, agent_id=agent_id)
             await conn.execute(agent_usage.delete().where(agent_usage.c.agent_id == agent_id))
             await conn.execute(agents.delete().where(agents.c.id == agent_id))
             await queue_blob_deletes(conn, shas)

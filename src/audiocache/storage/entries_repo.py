@@ -25,6 +25,7 @@ from audiocache.storage.tables import (
     phrase_requests,
     transcript_sort_key,
 )
+from audiocache.storage.takes_repo import TakeChange, TakeNotFound, drop_takes, push_take
 from audiocache.storage.usage import add_usage
 
 # SQLite's FTS5 trigram index of transcripts (migration 0005): rowid is the entry id.
@@ -67,8 +68,9 @@ _IN_ACCOUNT = (
 
 
 class EntryRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, history_limit: int = 0) -> None:
         self.db = db
+        self.history_limit = history_limit  # earlier takes kept per entry (takes_repo.py)
 
     async def get(self, agent_id: str, entry_id: int) -> Entry | None:
         row = await self.db.first(_BY_ID, {"entry_id": entry_id, "agent_id": agent_id})
@@ -142,31 +144,44 @@ class EntryRepository:
         entry: Entry,
         values: Mapping[str, Any],
         before_commit: Callable[[], Awaitable[None]] | None = None,
-    ) -> Entry:
+        history: TakeChange | None = None,
+    ) -> tuple[Entry, list[str]]:
         """Point the entry at new audio (and maybe new details); the old blob is queued.
 
-        ``before_commit`` runs inside the write transaction, as for ``insert``."""
+        With ``history`` the take being replaced goes into the entry's history in the same
+        transaction (takes_repo.py). Returns the entry and the blob hashes queued for the
+        sweep. ``before_commit`` runs inside the write transaction, as for ``insert``."""
         row = _encode(values)
+        released: list[str] = []
         try:
             async with self.db.write() as conn:
-                # The size as stored now (the caller's copy may be stale); FOR UPDATE makes a
+                # The row as stored now (the caller's copy may be stale); FOR UPDATE makes a
                 # concurrent replacement wait on PostgreSQL (SQLite has one writer anyway).
-                old_size = await conn.scalar(
-                    sa.select(entries.c.size_bytes)
-                    .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
-                    .with_for_update()
-                )
+                current = (
+                    await conn.execute(
+                        sa.select(entries)
+                        .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
+                        .with_for_update()
+                    )
+                ).first()
                 result = await conn.execute(
                     entries.update()
                     .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
                     .values(**row)
                 )
+                old_size = current.size_bytes if current is not None else None
                 if result.rowcount and old_size is not None and "size_bytes" in row:
                     await add_usage(conn, entry.agent_id, 0, row["size_bytes"] - old_size)
+                if result.rowcount and current is not None and history is not None:
+                    # The take leaving keeps its blob referenced: lock it like a new one,
+                    # so a sweep checking it waits for this commit.
+                    await self.db.lock_blob(conn, current.blob_sha256)
+                    released += await push_take(conn, current._mapping, history, self.history_limit)
                 if result.rowcount and row.get("blob_sha256", entry.blob_sha256) != (
                     entry.blob_sha256
                 ):
                     await queue_blob_deletes(conn, [entry.blob_sha256])
+                    released.append(entry.blob_sha256)
                 if result.rowcount and "blob_sha256" in row:
                     await self.db.lock_blob(conn, row["blob_sha256"])
                 if result.rowcount and before_commit is not None:
@@ -175,10 +190,12 @@ class EntryRepository:
             raise Conflict(
                 "Another entry of this agent already caches that text with these settings"
             ) from exc
+        except TakeNotFound as exc:
+            raise NotFound("Take not found") from exc
         updated = await self.get(entry.agent_id, entry.id)
         if updated is None:
             raise NotFound("Audio cache entry not found")
-        return updated
+        return updated, released
 
     async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
         async with self.db.write() as conn:
@@ -219,6 +236,7 @@ class EntryRepository:
             if gone:
                 await add_usage(conn, agent_id, -len(gone), -sum(r.size_bytes for r in gone))
                 await queue_blob_deletes(conn, [r.blob_sha256 for r in gone])
+                await drop_takes(conn, entry_ids=[r.id for r in gone])
             if gone and evicting:
                 await conn.execute(
                     agents.update()

@@ -8,14 +8,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audiocache.storage.pending import queue_blob_deletes
-from audiocache.storage.tables import audio_variants, entries, voice_samples
+from audiocache.storage.tables import audio_variants, entries, takes, voice_samples
 
-# (label for reports, the row's id column, its blob column)
+# (label for reports, the row's id column, its blob column); primary references first.
 _REFERENCES = (
     ("entry", entries.c.id, entries.c.blob_sha256),
     ("voice_sample", voice_samples.c.voice_id, voice_samples.c.blob_sha256),
+    ("take", takes.c.id, takes.c.blob_sha256),
     ("variant", audio_variants.c.source_sha256, audio_variants.c.variant_sha256),
 )
+_PRIMARY = _REFERENCES[:3]
 
 
 async def drop_variants_of(conn: AsyncConnection, source_sha256: str) -> list[str]:
@@ -43,8 +45,8 @@ async def is_referenced(conn: AsyncConnection, sha256: str) -> bool:
 
 
 async def is_primary_referenced(conn: AsyncConnection, sha256: str) -> bool:
-    """Referenced by an entry or a sample (not only as somebody's converted copy)."""
-    return await _referenced_by(conn, sha256, _REFERENCES[:2])
+    """Referenced by an entry, a sample or a take (not only as somebody's converted copy)."""
+    return await _referenced_by(conn, sha256, _PRIMARY)
 
 
 async def _referenced_by(

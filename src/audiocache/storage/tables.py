@@ -235,3 +235,32 @@ lookup_totals = sa.Table(
     sa.Column("provider", sa.String(64), primary_key=True),
     *lookup_count_columns(),
 )
+
+# Earlier takes of an entry (``storage/takes_repo.py``): a blob reference like an entry's,
+# bounded per entry by ``take_history_limit``. No foreign key: the entry's delete removes
+# its takes itself, after the entry row, so it can queue their blobs in the same transaction
+# (a cascade would drop the rows without telling which blobs they held).
+takes = sa.Table(
+    "audio_cache_takes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entry_id", sa.Integer, nullable=False),
+    sa.Column("agent_id", sa.String(128), nullable=False, index=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),  # when it left the entry
+    sa.Column("reason", sa.String(32), nullable=False),  # what replaced it
+    sa.Column("blob_sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("duration", sa.Float, nullable=False),
+    sa.Column("cache_key", sa.String(64), nullable=False),
+    sa.Column("transcript", sa.Text, nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("provider_voice_id", sa.String(200), nullable=False),
+    sa.Column("language_code", sa.String(35), nullable=False, server_default=""),
+    sa.Column("model", sa.String(200), nullable=False, server_default=""),
+    sa.Column("config_json", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("regenerated", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("imported", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("audio_filename", sa.String(255), nullable=True),
+    sa.Index("ix_takes_entry_id", "entry_id", "id"),
+    sqlite_autoincrement=True,
+)
