@@ -30,6 +30,15 @@ def _details(api: Api, path: str) -> Any:
     )
 
 
+def _store(api: Api, path: str) -> Any:
+    return api.client.post(
+        path,
+        files={"file": ("t.wav", sine_wav(freq=330.0), "audio/wav")},
+        data={"settings": json.dumps({"text": "Stored by the runtime"})},
+        headers=api.headers,
+    )
+
+
 def _json(method: str, body: Any) -> Callable[[Api, str], Any]:
     return lambda api, path: api.client.request(method, path, json=body, headers=api.headers)
 
@@ -53,6 +62,14 @@ OPERATIONS: list[tuple[str, str, Callable[[Api, str], Any]]] = [
     ("delete", A_FILE + "/pin", _plain("DELETE")),
     ("post", "/v1/agents/{a}/audio-cache/warm", _json("POST", {"phrases": [{"text": "Warm"}]})),
     ("post", "/v1/agents/{a}/tts", _json("POST", {"text": "Hello"})),
+    ("get", "/v1/agents/{a}/audio-cache/stats", _plain("GET")),
+    ("post", "/v1/agents/{a}/audio-cache/lookup", _json("POST", {"text": "Thanks for calling"})),
+    (
+        "post",
+        "/v1/agents/{a}/audio-cache/lookup-batch",
+        _json("POST", {"phrases": [{"text": "Thanks for calling"}]}),
+    ),
+    ("post", "/v1/agents/{a}/audio-cache/store", _store),
     ("get", "/v1/agents/{a}/cache-policy", _plain("GET")),
     ("put", "/v1/agents/{a}/cache-policy", _json("PUT", {"admission": "never"})),
     ("post", "/v1/agents/{a}/duplicate", _json("POST", {"newAgentName": "Copy"})),

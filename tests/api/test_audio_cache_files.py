@@ -236,12 +236,19 @@ async def test_replace_file_filename_is_sanitised(
     assert (await entry_by_id(api, entry_id))["audioFilename"] == expected
 
 
-async def test_replace_file_releases_the_old_blob(api: Api, entry_id: str) -> None:
+async def test_replace_file_keeps_the_old_take_until_its_entry_goes(
+    api: Api, agent: str, entry_id: str
+) -> None:
     old_sha = etag_sha(await download(api, entry_id))
     assert_no_content(await replace_file(api, entry_id, sine_wav()))
     new_sha = etag_sha(await download(api, entry_id))
     assert new_sha != old_sha
-    assert new_sha in await blob_files(api) and old_sha not in await blob_files(api)
+    # the replaced take stays in the entry's history (take_history_limit) ...
+    assert {new_sha, old_sha} <= await blob_files(api)
+    # ... and goes with the entry
+    r = await api.client.delete(f"/v1/agents/{agent}/audio-cache/{entry_id}", headers=api.headers)
+    assert r.status_code < 300, r.text
+    assert not {new_sha, old_sha} & await blob_files(api)
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,8 @@ async def test_variants_follow_their_source(api: Api) -> None:
     assert after.content != before.content  # a replaced entry never serves a stale copy
     assert api.services.variants.conversions == 2
     report = await gc.check(api.services.db, api.services.blobs)
-    assert report.blobs == 2 and report.blobs_without_row == []  # the old copy went with its source
+    # the replaced take (kept in the entry's history) and its copy stay; nothing is orphaned
+    assert report.blobs == 4 and report.blobs_without_row == []
     await api.client.delete(f"/v1/agents/bot/audio-cache/{entry_id}", headers=api.headers)
     report = await gc.check(api.services.db, api.services.blobs)
     assert (report.blobs, report.entries, report.pending) == (0, 0, 0)
