@@ -145,7 +145,8 @@ class AgentRepository:
                     raise
                 continue  # a concurrent writer won a race (PostgreSQL): look again
             created = await self.get(internal)
-            assert created is not None
+            if created is None:  # a concurrent DELETE came between the commit and this read
+                raise Conflict(f"Agent {public_id!r} was deleted while it was being created")
             return created
         raise AssertionError("unreachable")
 
