@@ -39,9 +39,13 @@ class CachedTTSService(TTSService):
         *,
         voice: str | None = None,
         language: str | None = None,
+        max_pending_stores: int = 8,
         **kwargs: Any,
     ) -> None:
+        """``max_pending_stores`` (default 8) bounds the stores running in the background;
+        past it a finished miss is not stored (counted in ``stats.fail_open``)."""
         super().__init__(**kwargs)
+        self._max_pending_stores = max_pending_stores
         self._wrapped = wrapped
         self._cache = cache
         self._voice = voice
@@ -86,6 +90,9 @@ class CachedTTSService(TTSService):
             yield frame
         # Reached only when the utterance completed: an interruption closes the generator.
         if chunks and rate and phrase.text:
+            if len(self._stores) >= self._max_pending_stores:
+                self.stats.fail_open += 1  # the cache is slow: never queue without bound
+                return
             wav = build_wav(b"".join(chunks), sample_rate=rate)
             task = asyncio.create_task(self._store(phrase, wav))
             self._stores.add(task)
