@@ -66,6 +66,7 @@ class Services:
     entries: EntryRepository
     authenticator: Authenticator
     cache: CacheService
+    curation: Curation
     agents: AgentService
     voices: VoiceLibrary
     variants: VariantCache
