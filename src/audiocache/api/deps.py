@@ -32,6 +32,13 @@ def permission(name: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+async def authenticated(request: Request, key: str | None = Security(api_key_header)) -> Principal:
+    """Any valid key, whatever it grants (``GET /v1/whoami``)."""
+    principal = await services(request).authenticator.authenticate(key)
+    request.scope[KEY_ID_KEY] = principal.key_id
+    return principal
+
+
 def caller(name: str) -> Principal:
     """``principal: Principal = caller("audio_cache:read")`` in a route signature."""
     return Depends(permission(name))  # type: ignore[no-any-return]
