@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from pipecat.frames.frames import Frame, TTSAudioRawFrame
+from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame, TTSAudioRawFrame
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.tts_service import TTSService
 
 from audiocache.integrations.client import AudioCacheClient
@@ -38,7 +39,12 @@ class CachedTTSService(TTSService):
         **kwargs: Any,
     ) -> None:
         """``max_pending_stores`` (default 8) bounds the stores running in the background;
-        past it a finished miss is not stored (counted in ``stats.fail_open``)."""
+        past it a finished miss is not stored (counted in ``stats.fail_open``). The wrapper
+        opens and closes its audio contexts itself (``push_start_frame``/``push_stop_frames``),
+        as the HTTP services do, and runs at the wrapped service's sample rate."""
+        kwargs.setdefault("push_start_frame", True)
+        kwargs.setdefault("push_stop_frames", True)
+        kwargs.setdefault("sample_rate", wrapped._init_sample_rate)
         super().__init__(**kwargs)
         self._wrapped = wrapped
         self._front = CacheFront(cache, max_pending_stores=max_pending_stores)
@@ -56,6 +62,28 @@ class CachedTTSService(TTSService):
     @cache.setter
     def cache(self, client: AudioCacheClient) -> None:
         self._front.cache = client
+
+    # The wrapped service is not in the pipeline: it is set up, started and stopped with us
+    # (its sample rate, HTTP sessions and clients come from these).
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        await super().setup(setup)
+        await self._wrapped.setup(setup)
+
+    async def start(self, frame: StartFrame) -> None:
+        await super().start(frame)
+        await self._wrapped.start(frame)
+
+    async def stop(self, frame: EndFrame) -> None:
+        await self._wrapped.stop(frame)
+        await super().stop(frame)
+
+    async def cancel(self, frame: CancelFrame) -> None:
+        await self._wrapped.cancel(frame)
+        await super().cancel(frame)
+
+    async def cleanup(self) -> None:
+        await self._wrapped.cleanup()
+        await super().cleanup()
 
     def _rate(self) -> int:
         return self.sample_rate or self._wrapped.sample_rate or 16000
