@@ -40,6 +40,15 @@ class Settings(BaseSettings):
         "gives up (503; the runtime path then answers without storing). Writes hold the lock "
         "for milliseconds, so 30 s is only reached when something is stuck.",
     )
+    database_read_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Threads of their own that run SQLite's list pages, counts and searches "
+        "(the hot path's point lookups run on the event loop): at most this many such reads "
+        "at once per process; more wait their turn instead of taking the threads that file "
+        "and engine work share.",
+    )
     blob_dir: Path | None = Field(
         None, description="Folder of the content-addressed audio blobs; default: <data_dir>/blobs."
     )

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
+from audiocache.cache.curation import Curation
 from audiocache.cache.evictor import Evictor
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.leases import LeaseTimings, SynthesisLeases
@@ -66,6 +67,7 @@ class Services:
     entries: EntryRepository
     authenticator: Authenticator
     cache: CacheService
+    curation: Curation
     agents: AgentService
     voices: VoiceLibrary
     variants: VariantCache
@@ -108,6 +110,7 @@ def build_services(
     db = Database(
         settings.resolved_database_url(),
         busy_timeout_seconds=settings.database_busy_timeout_seconds,
+        read_threads=settings.database_read_threads,
     )
     blob_store = blobs or blob_store_for(settings)
     chosen = engines if engines is not None else default_engines(settings)
@@ -147,10 +150,20 @@ def build_services(
         ),
         metrics=metrics,
     )
+    curation = Curation(
+        writer=cache.writer,
+        entries=entries,
+        blobs=blob_store,
+        engines=registry,
+        hits=hits,
+        accounting=cache.accounting,
+        max_text_chars=settings.max_text_chars,
+        forget_recent=cache.forget_recent,
+    )
     eviction = EvictionRepository(db)
     evictor = Evictor(
         repo=eviction,
-        cache=cache,
+        curation=curation,
         installation=installation_limits(settings),
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
@@ -165,7 +178,8 @@ def build_services(
         entries=entries,
         authenticator=Authenticator(keys, settings.key_cache_seconds),
         cache=cache,
-        agents=AgentService(AgentRepository(db), cache, eviction),
+        curation=curation,
+        agents=AgentService(AgentRepository(db), curation, eviction),
         voices=voices,
         variants=VariantCache(
             VariantRepository(db),
