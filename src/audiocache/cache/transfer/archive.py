@@ -109,6 +109,7 @@ class Manifest(BaseModel):
     generator: str | None = None
     agent: ManifestAgent
     entries: list[ManifestEntry]
+    missingAudio: list[str] = Field(default_factory=list)  # entry ids left out: no audio
 
 
 def parse_manifest(raw: bytes) -> Manifest:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any
 
 from audiocache import __version__
+from audiocache.cache.hits import HitCounter
 from audiocache.cache.transfer.archive import (
     END_OF_ARCHIVE,
     FORMAT,
@@ -70,7 +71,7 @@ async def export_agent(
     blobs: BlobStore,
     agent: Agent,
     *,
-    pending_hits: Callable[[int], int] = lambda _entry_id: 0,
+    hits: HitCounter | None = None,
 ) -> AsyncIterator[bytes]:
     """The archive of ``agent``'s cache, as chunks to write or send as they come."""
     spool: IO[bytes] = SpooledTemporaryFile(max_size=MANIFEST_SPOOL_BYTES)  # noqa: SIM115
@@ -91,9 +92,9 @@ async def export_agent(
         written: set[str] = set()
         missing: list[str] = []
         count, after = 0, 0
-        while page := await entries.page_after(agent.id, after, PAGE):
-            after = page[-1].id
-            for entry in page:
+        while page := await _page(entries, hits, agent.id, after):
+            after = page[-1][0].id
+            for entry, hit_count in page:
                 sha = entry.blob_sha256
                 if sha not in written:
                     info = await blobs.stat(sha)
@@ -106,7 +107,7 @@ async def export_agent(
                         yield bytes(chunk)  # a backend may hand out its read buffer
                     yield padding(info.size)
                     written.add(sha)
-                record = manifest_record(entry, entry.hit_count + pending_hits(entry.id))
+                record = manifest_record(entry, hit_count)
                 spool.write((b",\n" if count else b"\n") + json.dumps(record).encode())
                 count += 1
         spool.write(b"\n], " + json.dumps({"missingAudio": missing}).encode()[1:])
@@ -120,3 +121,16 @@ async def export_agent(
         log.info("exported %d entries (%d audio files) of agent %s", count, len(written), agent.id)
     finally:
         spool.close()
+
+
+async def _page(
+    entries: EntryRepository, hits: HitCounter | None, agent_id: str, after: int
+) -> list[tuple[Entry, int]]:
+    """The next page, each entry with its hit count including this process's unflushed
+    hits (read under the counter's lock, so a flush in between counts nothing twice or not
+    at all)."""
+    if hits is None:
+        return [(e, e.hit_count) for e in await entries.page_after(agent_id, after, PAGE)]
+    async with hits.settled():
+        page = await entries.page_after(agent_id, after, PAGE)
+        return [(e, e.hit_count + hits.pending(e.id)) for e in page]
