@@ -16,6 +16,7 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │   ├── InvalidVoice                 400 INVALID_VOICE
     │   ├── InvalidText                  400 INVALID_TEXT
     │   ├── InvalidArchive               400 INVALID_ARCHIVE     (import: corrupt or unknown)
+    │   ├── InvalidMapping               400 INVALID_MAPPING     (takes upload: file → text)
     │   └── ProviderUnavailable          400 PROVIDER_UNAVAILABLE
     ├── Unauthorized                     401 UNAUTHORIZED
     ├── Forbidden                        403 FORBIDDEN
@@ -117,6 +118,11 @@ class InvalidText(InvalidInput):
 class InvalidArchive(InvalidInput):
     error_code = "INVALID_ARCHIVE"
     default_message = "The archive is not a valid audiocache export"
+
+
+class InvalidMapping(InvalidInput):
+    error_code = "INVALID_MAPPING"
+    default_message = "The mapping of files to transcripts is invalid"
 
 
 class ProviderUnavailable(InvalidInput):
