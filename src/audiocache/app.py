@@ -19,6 +19,7 @@ from audiocache.api import (
     runtime_store,
     speak,
     stats,
+    transfer,
     voices,
     whoami,
 )
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     install_error_handlers(app)
     app.include_router(stats.router)  # before /{entryId} routes: 'stats' is no entry id
+    app.include_router(transfer.router)  # before /{entryId} routes too: 'export', 'import'
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
     app.include_router(runtime_store.router)

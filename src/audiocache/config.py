@@ -283,6 +283,24 @@ class Settings(BaseSettings):
         "and restore keep the take they replace); the oldest beyond it is dropped and its "
         "blob collected. 0 keeps none.",
     )
+    transfer_max_archive_bytes: int = Field(
+        2 * 1024 * MIB,
+        gt=0,
+        description="Largest archive accepted by the import and takes-upload routes (spooled "
+        "to disk while it arrives, refused as soon as it passes this).",
+    )
+    transfer_max_file_bytes: int = Field(
+        64 * MIB,
+        gt=0,
+        description="Largest WAV inside an import archive or a takes upload; each is held in "
+        "memory once while it is verified and stored, so this bounds an import's memory.",
+    )
+    transfer_max_manifest_bytes: int = Field(
+        64 * MIB,
+        gt=0,
+        description="Largest manifest of an import archive (about 100,000 entries) and mapping "
+        "file of a takes upload; read whole into memory.",
+    )
     eviction_policy: Literal["lru", "lfu"] = Field(
         "lru",
         description="Eviction order of agents whose policy names none, and of the "

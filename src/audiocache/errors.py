@@ -15,6 +15,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │   ├── InvalidSettings              400 INVALID_SETTINGS
     │   ├── InvalidVoice                 400 INVALID_VOICE
     │   ├── InvalidText                  400 INVALID_TEXT
+    │   ├── InvalidArchive               400 INVALID_ARCHIVE     (import: corrupt or unknown)
+    │   ├── InvalidMapping               400 INVALID_MAPPING     (takes upload: file → text)
     │   └── ProviderUnavailable          400 PROVIDER_UNAVAILABLE
     ├── Unauthorized                     401 UNAUTHORIZED
     ├── Forbidden                        403 FORBIDDEN
@@ -111,6 +113,16 @@ class InvalidVoice(InvalidInput):
 class InvalidText(InvalidInput):
     error_code = "INVALID_TEXT"
     default_message = "Invalid text"
+
+
+class InvalidArchive(InvalidInput):
+    error_code = "INVALID_ARCHIVE"
+    default_message = "The archive is not a valid audiocache export"
+
+
+class InvalidMapping(InvalidInput):
+    error_code = "INVALID_MAPPING"
+    default_message = "The mapping of files to transcripts is invalid"
 
 
 class ProviderUnavailable(InvalidInput):
