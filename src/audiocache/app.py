@@ -14,6 +14,7 @@ from audiocache.api import (
     agents,
     audio_cache,
     curation,
+    history,
     openai_speech,
     operations,
     runtime_store,
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(stats.router)  # before /{entryId} routes: 'stats' is no entry id
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
+    app.include_router(history.router)
     app.include_router(runtime_store.router)
     app.include_router(agents.router)
     app.include_router(speak.router)

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
 from audiocache.cache.evictor import Evictor
+from audiocache.cache.history import TakeHistory
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.leases import LeaseTimings, SynthesisLeases
 from audiocache.cache.service import CacheService
@@ -32,6 +33,7 @@ from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
 from audiocache.storage.leases_repo import LeaseRepository
 from audiocache.storage.lookups_repo import LookupRepository
+from audiocache.storage.takes_repo import TakeRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
@@ -73,6 +75,7 @@ class Services:
     evictor: Evictor
     stats: LookupRepository
     metrics: Metrics
+    history: TakeHistory
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -177,6 +180,7 @@ def build_services(
         evictor=evictor,
         stats=stats,
         metrics=metrics,
+        history=TakeHistory(cache, TakeRepository(db)),
     )
 
 

@@ -35,7 +35,7 @@ class Operation:
     operation_id: str
     permission: str | None
     method: str
-    path: str  # as the OpenAPI writes it: {agentId}, {entryId}, {accountId}, {voiceId}, {token}
+    path: str  # as the OpenAPI writes it: {agentId}, {entryId}, {takeId}, {accountId}, …
     success: int
     body: Callable[[], dict[str, Any]] = dict  # httpx request kwargs, built fresh per request
 
@@ -119,6 +119,12 @@ OPERATIONS = [
         _json({"phrases": [{"text": PHRASE}]}),
     ),
     Operation("storeAudioCache", WRITE, "POST", CACHE + "/store", 200, _store),
+    # take history
+    Operation("listAudioCacheEntryTakes", READ, "GET", ENTRY + "/history", 200),
+    Operation("downloadAudioCacheEntryTake", READ, "GET", ENTRY + "/history/{takeId}/file", 200),
+    Operation(
+        "restoreAudioCacheEntryTake", WRITE, "POST", ENTRY + "/history/{takeId}/restore", 200
+    ),
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
     Operation(
@@ -216,9 +222,18 @@ def assert_error(response: httpx.Response, status: int, code: str, method: str) 
 
 @pytest.fixture
 async def params(api: Api) -> dict[str, str]:
-    """Real ids for the path parameters: an agent with one entry, and a library voice."""
+    """Real ids for the path parameters: an agent with one entry (replaced once, so it has
+    an earlier take), and a library voice."""
     await api.create_agent(AGENT)
     entry = await api.seed_entry(AGENT, PHRASE)
+    r = await api.client.patch(
+        f"/v1/agents/{AGENT}/audio-cache/{entry}/file",
+        content=sine_wav(freq=300.0),
+        headers={**api.headers, "Content-Type": "audio/wav"},
+    )
+    assert r.status_code == 204, r.text
+    r = await api.client.get(f"/v1/agents/{AGENT}/audio-cache/{entry}/history", headers=api.headers)
+    take = r.json()["takes"][0]["id"]
     r = await api.client.post(
         f"/v1/accounts/{ACCOUNT}/voice-library",
         json={**NEW_VOICE, "providerVoiceId": "en-us"},
@@ -226,7 +241,13 @@ async def params(api: Api) -> dict[str, str]:
     )
     assert r.status_code == 200, r.text
     voice = r.json()["voice"]["id"]
-    return {"agentId": AGENT, "entryId": entry, "accountId": ACCOUNT, "voiceId": voice}
+    return {
+        "agentId": AGENT,
+        "entryId": entry,
+        "takeId": take,
+        "accountId": ACCOUNT,
+        "voiceId": voice,
+    }
 
 
 async def sample_token(api: Api, params: dict[str, str]) -> str:
