@@ -13,6 +13,7 @@ from audiocache import __version__
 from audiocache.api import (
     agents,
     audio_cache,
+    audit,
     curation,
     history,
     openai_speech,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(voices.router)
     app.include_router(openai_speech.router)
 
+    app.include_router(audit.router)
     app.include_router(operations.router)
     install_ui(app)
     install_openapi(app)
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         RequestObserver,
         metrics=services.metrics,
         access_log_enabled=services.settings.access_log,
+        audit=audit.recorder(services.audit),
     )
     app.add_middleware(CorrelationMiddleware)  # added last: outermost, around the hot path too
     return app

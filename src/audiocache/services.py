@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
+from audiocache.cache.audit import AuditLog
 from audiocache.cache.evictor import Evictor
 from audiocache.cache.history import TakeHistory
 from audiocache.cache.hits import HitCounter
@@ -24,6 +25,7 @@ from audiocache.config import Settings
 from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
 from audiocache.storage.agents_repo import AgentRepository
+from audiocache.storage.audit_repo import AuditRepository
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.blobs.fs import FilesystemBlobStore
 from audiocache.storage.db import Database
@@ -76,6 +78,7 @@ class Services:
     stats: LookupRepository
     metrics: Metrics
     history: TakeHistory
+    audit: AuditLog
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -93,8 +96,10 @@ class Services:
         _freeze_startup_objects()
         self.hits.start()
         self.evictor.start()
+        self.audit.start()
 
     async def stop(self) -> None:
+        await self.audit.stop()
         await self.evictor.stop()
         await self.hits.stop()
         await self.engines.close()
@@ -181,6 +186,13 @@ def build_services(
         stats=stats,
         metrics=metrics,
         history=TakeHistory(cache, TakeRepository(db)),
+        audit=AuditLog(
+            AuditRepository(db),
+            flush_seconds=settings.audit_flush_seconds,
+            max_pending=settings.audit_queue_max,
+            retention_days=settings.audit_retention_days,
+            sweep_seconds=settings.audit_sweep_seconds,
+        ),
     )
 
 

@@ -164,6 +164,8 @@ OPERATIONS = [
     # the signed sample link: the token is the credential, no key is asked for
     Operation("downloadVoiceSample", None, "GET", "/v1/voice-samples/{token}", 200),
     Operation("headDownloadVoiceSample", None, "HEAD", "/v1/voice-samples/{token}", 200),
+    # the account's audit log: an admin key (grant '*') only
+    Operation("listAuditLog", "*", "GET", "/v1/accounts/{accountId}/audit-log", 200),
     # operations: probes and the Prometheus scrape (open unless a metrics token is set)
     Operation("getHealth", None, "GET", "/healthz", 200),
     Operation("getReadiness", None, "GET", "/readyz", 200),
@@ -278,8 +280,8 @@ async def key_for(api: Api, caller: str, op: Operation) -> str | None:
         return await revoked_key(api)
     if caller == "lacks-permission":
         return await api.new_key(set(ALL_GRANTS) - {op.permission})
-    if caller == "other-account":
-        return await api.new_key(ALL_GRANTS, account="globex")
+    if caller == "other-account":  # every permission, the admin grant too
+        return await api.new_key({*ALL_GRANTS, "*"}, account="globex")
     assert caller == "permitted"
     assert op.permission is not None
     return await api.new_key({op.permission})  # exactly that permission, nothing else
