@@ -301,6 +301,30 @@ class Settings(BaseSettings):
         description="Largest manifest of an import archive (about 100,000 entries) and mapping "
         "file of a takes upload; read whole into memory.",
     )
+    audit_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Interval at which audit-log events (one per write request) are written "
+        "to the database in one batch; a crash loses at most this interval's events.",
+    )
+    audit_queue_max: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Audit-log events held in memory per worker; a write request that "
+        "finds this many waiting writes them before it goes on.",
+    )
+    audit_retention_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Audit-log events older than this many days are deleted by a background sweep.",
+    )
+    audit_sweep_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Interval of the audit-log retention sweep (also run at start-up).",
+    )
     eviction_policy: Literal["lru", "lfu"] = Field(
         "lru",
         description="Eviction order of agents whose policy names none, and of the "

@@ -21,6 +21,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     ├── Unauthorized                     401 UNAUTHORIZED
     ├── Forbidden                        403 FORBIDDEN
     ├── NotFound                         404 NOT_FOUND
+    │   ├── NotCached                    404 NOT_CACHED             (a lookup found no audio)
+    │   └── UnknownTake                  404 TAKE_NOT_FOUND         (no such take of the entry)
     ├── MethodNotAllowed                 405 METHOD_NOT_ALLOWED
     ├── RequestTimeout                   408 REQUEST_TIMEOUT        (body stalled or too slow)
     ├── Conflict                         409 CONFLICT
@@ -153,6 +155,13 @@ class NotCached(NotFound):
 
     error_code = "NOT_CACHED"
     default_message = "The phrase is not cached"
+
+
+class UnknownTake(NotFound):
+    """The entry has no earlier take of that id (never had, or it was restored or trimmed)."""
+
+    error_code = "TAKE_NOT_FOUND"
+    default_message = "Take not found"
 
 
 class MethodNotAllowed(AudioCacheError):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audiocache.errors import Conflict, NotFound
+from audiocache.errors import Conflict, NotFound, UnknownTake
 from audiocache.models import Entry, EntryQuery, FilterClause, SortKey
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
@@ -231,7 +231,7 @@ class EntryRepository:
                 "Another entry of this agent already caches that text with these settings"
             ) from exc
         except TakeNotFound as exc:
-            raise NotFound("Take not found") from exc
+            raise UnknownTake("Take not found: restored or trimmed meanwhile") from exc
         updated = await self.get(entry.agent_id, entry.id)
         if updated is None:
             raise NotFound("Audio cache entry not found")
