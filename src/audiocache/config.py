@@ -65,7 +65,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Single flight across instances: how long a synthesis lease lasts without "
         "renewal (renewed every third of it while synthesizing). An instance killed while "
-        "synthesizing delays the others' takeover by at most this.",
+        "synthesizing delays the others' takeover by at most this. The evictor's lease (one "
+        "evictor at a time across instances) lasts as long.",
     )
     lease_poll_seconds: float = Field(
         0.05,

@@ -155,6 +155,8 @@ def build_services(
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
         on_evicted=metrics.evicted,
+        lease=LeaseRepository(db),
+        lease_seconds=settings.lease_seconds,
     )
     return Services(
         settings=settings,
