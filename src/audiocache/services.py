@@ -143,6 +143,7 @@ def build_services(
                 ttl_seconds=settings.lease_seconds,
                 poll_seconds=settings.lease_poll_seconds,
                 wait_seconds=settings.lease_wait_seconds,
+                max_waiters=settings.max_lease_waiters,
             ),
         ),
         metrics=metrics,

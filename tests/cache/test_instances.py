@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from support import ALL_GRANTS, Api
+from support import ALL_GRANTS, Api, assert_envelope
 
 from audiocache.app import create_app
 from audiocache.cache.evictor import LEASE_AGENT, LEASE_KEY
@@ -33,16 +33,23 @@ class Instance:
 
 
 @pytest.fixture
-async def instances(settings: Settings) -> AsyncIterator[list[Instance]]:
+def instance_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """What both instances run with; a test changes some through indirect parametrization."""
     # The key cache at its default: a revoked key must be refused by the other instance too.
     default_key_cache = Settings.model_fields["key_cache_seconds"].default
-    settings = settings.model_copy(
+    return settings.model_copy(
         update={
             "lease_seconds": 1.0,
             "lease_poll_seconds": 0.02,
             "key_cache_seconds": default_key_cache,
+            **getattr(request, "param", {}),
         }
     )
+
+
+@pytest.fixture
+async def instances(instance_settings: Settings) -> AsyncIterator[list[Instance]]:
+    settings = instance_settings
     running: list[Instance] = []
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(2):
@@ -225,3 +232,36 @@ async def test_the_lease_of_an_evictor_killed_mid_run_expires(
     report = await evictor.run_once()
     assert not report.skipped and report.evicted_entries == 3
     assert (await apis[0].entries("bot"))["totalCount"] == 0
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("instance_settings", [{"max_lease_waiters": 1}], indirect=True)
+async def test_waiters_past_the_cap_are_refused_with_retry_after(
+    instances: list[Instance], apis: list[Api]
+) -> None:
+    await apis[0].create_agent("bot", voice="fake:alpha", admission="always")
+    agent = await instances[0].services.agents.owned("acme", "bot")
+    # Another instance is synthesizing both phrases (slowly: its leases last 30 s).
+    repo = instances[0].services.cache.leases.repo
+    keys = [(await instances[0].services.cache.prepare(agent, t)).key for t in ("One", "Two")]
+    for key in keys:
+        assert await repo.try_acquire(agent.id, key, "other-instance", 30.0)
+    leases = instances[1].services.cache.leases
+    assert leases.timings.max_waiters == 1
+    first = asyncio.create_task(apis[1].speak("bot", "One"))
+    await _until(lambda: leases.waiting == 1)
+    refused = await apis[1].speak("bot", "Two")
+    assert_envelope(refused, 503, "LEASE_WAITERS_BUSY")
+    assert refused.headers["retry-after"] == "1"
+    # A request for the phrase already waited for shares that wait: it is not refused.
+    joined = asyncio.create_task(apis[1].speak("bot", "One"))
+    await _until(lambda: instances[1].services.cache._flights.callers((agent.id, keys[0])) == 2)
+    await repo.release(agent.id, keys[0], "other-instance")  # it gave up: the waiter takes over
+    responses = await asyncio.gather(first, joined)
+    assert [r.status_code for r in responses] == [200, 200]
+    assert len(instances[1].engine.calls) == 1 and leases.refused == 1 and leases.waiting == 0
