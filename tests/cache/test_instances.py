@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -23,10 +24,13 @@ from audiocache.tts.fake import FakeEngine
 
 
 class Instance:
-    def __init__(self, services: Services, engine: FakeEngine, client: httpx.AsyncClient):
+    def __init__(
+        self, services: Services, engine: FakeEngine, client: httpx.AsyncClient, app: Any = None
+    ):
         self.services = services
         self.engine = engine
         self.client = client
+        self.app = app
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ async def instances(settings: Settings) -> AsyncIterator[list[Instance]]:
                     transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
                 )
             )
-            running.append(Instance(services, engine, client))
+            running.append(Instance(services, engine, client, app))
         yield running
 
 
@@ -146,3 +150,68 @@ async def test_changes_on_one_instance_are_seen_by_the_other_at_once(
     r = await apis[0].client.delete("/v1/agents/bot", headers=apis[0].headers)
     assert r.status_code in (200, 204)
     assert (await apis[1].client.get(listing, headers=apis[1].headers)).status_code == 404
+
+
+async def test_the_hot_path_memo_never_outlives_a_change_made_on_the_other_instance(
+    instances: list[Instance], apis: list[Api]
+) -> None:
+    from audiocache.api.hot_path import HotPath
+
+    def hot_path(instance: Instance) -> HotPath:
+        layer = instance.app.middleware_stack
+        while not isinstance(layer, HotPath):
+            layer = layer.app
+        return layer
+
+    for instance in instances:
+        await instance.services.hits.stop()  # their flushes would empty the memo anyway
+    await apis[0].create_agent("bot", voice="fake:alpha", admission="always")
+    entry_id = await apis[0].seed_entry("bot", "Hello there")
+    other_id = await apis[0].seed_entry("bot", "Goodbye now")
+    url = f"/v1/agents/bot/audio-cache/{entry_id}/file"
+    b = apis[1]
+    reader_record, reader_key = await instances[0].services.keys.create(
+        "acme", {"audio_cache:read"}
+    )
+    reader = {"X-API-KEY": reader_key}
+
+    async def get(path: str = url, headers: dict[str, str] = b.headers) -> httpx.Response:
+        return await b.client.get(path, headers=headers)
+
+    async def memo_answers(request: object) -> int:
+        before = hot_path(instances[1]).from_memo
+        await request  # type: ignore[misc]
+        return hot_path(instances[1]).from_memo - before
+
+    original = (await get()).content
+    assert await memo_answers(get()) == 1  # the second one came from the memo
+    assert (await get(headers=reader)).status_code == 200
+    assert await memo_answers(get(headers=reader)) == 1
+    assert await memo_answers(b.speak("bot", "Hello there")) == 0
+    assert await memo_answers(b.speak("bot", "Hello there")) == 1
+
+    # a replaced take: the new audio at once
+    new_wav = (await apis[0].client.get(
+        f"/v1/agents/bot/audio-cache/{other_id}/file", headers=apis[0].headers
+    )).content  # fmt: skip
+    r = await apis[0].client.patch(
+        url, content=new_wav, headers={**apis[0].headers, "Content-Type": "audio/wav"}
+    )
+    assert r.status_code == 204
+    assert (await get()).content == new_wav != original
+    assert (await b.speak("bot", "Hello there")).content == new_wav
+    # a revoked key: refused at once, though the memo knew it
+    await instances[0].services.keys.revoke(reader_record.key_id)
+    assert (await get(headers=reader)).status_code == 401
+    # a deleted entry: 404 and no more hits
+    r = await apis[0].client.delete(
+        f"/v1/agents/bot/audio-cache/{entry_id}", headers=apis[0].headers
+    )
+    assert r.status_code in (200, 204)
+    assert (await get()).status_code == 404
+    assert (await b.speak("bot", "Hello there")).headers["x-audio-cache"] == "miss"
+    # a deleted agent
+    r = await apis[0].client.delete("/v1/agents/bot", headers=apis[0].headers)
+    assert r.status_code in (200, 204)
+    assert (await get(f"/v1/agents/bot/audio-cache/{other_id}/file")).status_code == 404
+    assert (await b.speak("bot", "Goodbye now")).status_code == 404
