@@ -386,6 +386,19 @@ class Settings(BaseSettings):
         description="Answer file downloads and runtime-path calls without the generic routing "
         "layer (same handlers, same responses; several times the throughput).",
     )
+    hot_memo_entries: int = Field(
+        10_000,
+        ge=0,
+        description="How many answers of the hot path (keys, agents, entries, prepared "
+        "responses) are kept in process while the database is unchanged; any commit, on any "
+        "instance, empties it before the next request uses it. 0: no memo.",
+    )
+    hot_memo_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Blob bytes the hot path keeps in memory (least recently used dropped "
+        "first; a blob over a sixteenth of this is always read from storage). 0: none.",
+    )
     gc_grace_seconds: int = Field(
         600,
         ge=0,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -26,10 +27,13 @@ from audiocache.tts.fake import FakeEngine
 
 
 class Instance:
-    def __init__(self, services: Services, engine: FakeEngine, client: httpx.AsyncClient):
+    def __init__(
+        self, services: Services, engine: FakeEngine, client: httpx.AsyncClient, app: Any = None
+    ):
         self.services = services
         self.engine = engine
         self.client = client
+        self.app = app
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ async def instances(instance_settings: Settings) -> AsyncIterator[list[Instance]
                     transport=httpx.ASGITransport(app=manager.app), base_url="http://test"
                 )
             )
-            running.append(Instance(services, engine, client))
+            running.append(Instance(services, engine, client, app))
         yield running
 
 
@@ -265,3 +269,68 @@ async def test_waiters_past_the_cap_are_refused_with_retry_after(
     responses = await asyncio.gather(first, joined)
     assert [r.status_code for r in responses] == [200, 200]
     assert len(instances[1].engine.calls) == 1 and leases.refused == 1 and leases.waiting == 0
+
+
+async def test_the_hot_path_memo_never_outlives_a_change_made_on_the_other_instance(
+    instances: list[Instance], apis: list[Api]
+) -> None:
+    from audiocache.api.hot_path import HotPath
+
+    def hot_path(instance: Instance) -> HotPath:
+        layer = instance.app.middleware_stack
+        while not isinstance(layer, HotPath):
+            layer = layer.app
+        return layer
+
+    for instance in instances:
+        await instance.services.hits.stop()  # their flushes would empty the memo anyway
+    await apis[0].create_agent("bot", voice="fake:alpha", admission="always")
+    entry_id = await apis[0].seed_entry("bot", "Hello there")
+    other_id = await apis[0].seed_entry("bot", "Goodbye now")
+    url = f"/v1/agents/bot/audio-cache/{entry_id}/file"
+    b = apis[1]
+    reader_record, reader_key = await instances[0].services.keys.create(
+        "acme", {"audio_cache:read"}
+    )
+    reader = {"X-API-KEY": reader_key}
+
+    async def get(path: str = url, headers: dict[str, str] = b.headers) -> httpx.Response:
+        return await b.client.get(path, headers=headers)
+
+    async def memo_answers(request: object) -> int:
+        before = hot_path(instances[1]).from_memo
+        await request  # type: ignore[misc]
+        return hot_path(instances[1]).from_memo - before
+
+    original = (await get()).content
+    assert await memo_answers(get()) == 1  # the second one came from the memo
+    assert (await get(headers=reader)).status_code == 200
+    assert await memo_answers(get(headers=reader)) == 1
+    assert await memo_answers(b.speak("bot", "Hello there")) == 0
+    assert await memo_answers(b.speak("bot", "Hello there")) == 1
+
+    # a replaced take: the new audio at once
+    new_wav = (await apis[0].client.get(
+        f"/v1/agents/bot/audio-cache/{other_id}/file", headers=apis[0].headers
+    )).content  # fmt: skip
+    r = await apis[0].client.patch(
+        url, content=new_wav, headers={**apis[0].headers, "Content-Type": "audio/wav"}
+    )
+    assert r.status_code == 204
+    assert (await get()).content == new_wav != original
+    assert (await b.speak("bot", "Hello there")).content == new_wav
+    # a revoked key: refused at once, though the memo knew it
+    await instances[0].services.keys.revoke(reader_record.key_id)
+    assert (await get(headers=reader)).status_code == 401
+    # a deleted entry: 404 and no more hits
+    r = await apis[0].client.delete(
+        f"/v1/agents/bot/audio-cache/{entry_id}", headers=apis[0].headers
+    )
+    assert r.status_code in (200, 204)
+    assert (await get()).status_code == 404
+    assert (await b.speak("bot", "Hello there")).headers["x-audio-cache"] == "miss"
+    # a deleted agent
+    r = await apis[0].client.delete("/v1/agents/bot", headers=apis[0].headers)
+    assert r.status_code in (200, 204)
+    assert (await get(f"/v1/agents/bot/audio-cache/{other_id}/file")).status_code == 404
+    assert (await b.speak("bot", "Goodbye now")).status_code == 404
