@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from audiocache.cache.curation import Curation
 from audiocache.cache.eviction import choose_victims, expired, limits_for
-from audiocache.cache.service import CacheService
 from audiocache.models import Candidate, InstallationLimits, Limits, Usage
 from audiocache.storage.db import utcnow
 from audiocache.storage.eviction_repo import EvictionRepository
@@ -51,7 +51,7 @@ class Evictor:
         self,
         *,
         repo: EvictionRepository,
-        cache: CacheService,
+        curation: Curation,
         installation: InstallationLimits,
         interval_seconds: float,
         batch_size: int,
@@ -60,7 +60,7 @@ class Evictor:
     ) -> None:
         self.repo = repo
         self.on_evicted = on_evicted  # the metrics' eviction counter
-        self.cache = cache
+        self.curation = curation
         self.installation = installation
         self.interval_seconds = interval_seconds
         self.batch_size = batch_size
@@ -74,7 +74,7 @@ class Evictor:
         report = RunReport()
         # Hits this process has not written yet would make recently used entries look idle.
         try:
-            await self.cache.hits.flush()
+            await self.curation.hits.flush()
         except Exception:  # counts stay queued; evicting on slightly old ones is harmless
             log.warning("hit flush before eviction failed", exc_info=True)
         for agent in await self.repo.agents():
@@ -126,7 +126,7 @@ class Evictor:
         deleted: list[Candidate] = []
         for agent_id, group in by_agent.items():
             ids = set(
-                await self.cache.delete_entries(agent_id, [v.id for v in group], evicting=True)
+                await self.curation.delete_entries(agent_id, [v.id for v in group], evicting=True)
             )
             deleted += [v for v in group if v.id in ids]
         return deleted

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 from audiocache.client import Entry, Stats
 
 cache_app = typer.Typer(
-    help="Cache entries: ls, get, rm, replace, preview, regenerate, pin.", no_args_is_help=True
+    help="Cache entries: ls, get, rm, replace, preview, regenerate, pin, history, restore.",
+    no_args_is_help=True,
 )
 Agent = Annotated[str, typer.Argument(help="The agent whose cache it is.")]
 Ids = Annotated[list[str], typer.Argument(help="Entry ids.")]
@@ -364,6 +365,9 @@ def warm(
 
 
 def register(app: typer.Typer) -> None:
+    from audiocache.cli import history
+
+    history.register(cache_app)
     app.add_typer(cache_app, name="cache")
     app.command()(stats)
     app.command()(warm)

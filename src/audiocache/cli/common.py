@@ -104,7 +104,8 @@ def on_target(
     create: bool = False,
 ) -> T:
     """Run ``work`` on the server at ``url`` when given, else on the data folder."""
-    from audiocache.cli.targets import Local, Remote
+    from audiocache.cli.local import Local
+    from audiocache.cli.targets import Remote
 
     if url:
 

@@ -29,6 +29,7 @@ from audiocache.client.models import (
     Speech,
     Stats,
     StoreResult,
+    Take,
     Voice,
     VoiceSample,
     WarmResult,
@@ -236,6 +237,23 @@ class AsyncClient(ClientBase):
 
     async def store(self, agent: str, phrase: Phrase, wav: Audio) -> StoreResult:
         return await self._run(calls.store(agent, phrase, wav))
+
+    async def list_takes(self, agent: str, entry_id: str | int) -> list[Take]:
+        """The entry's earlier takes, newest first."""
+        return await self._run(calls.list_takes(agent, entry_id))
+
+    async def download_take(
+        self,
+        agent: str,
+        entry_id: str | int,
+        take_id: str | int,
+        output_format: str | None = None,
+    ) -> bytes:
+        return await self._run(calls.download_take(agent, entry_id, take_id, output_format))
+
+    async def restore_take(self, agent: str, entry_id: str | int, take_id: str | int) -> Entry:
+        """Make an earlier take the entry's audio again (the current one becomes a take)."""
+        return await self._run(calls.restore_take(agent, entry_id, take_id))
 
     # --- agents ------------------------------------------------------------------------
 

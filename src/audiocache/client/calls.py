@@ -27,6 +27,7 @@ from audiocache.client.models import (
     Speech,
     Stats,
     StoreResult,
+    Take,
     Voice,
     VoiceSample,
     WarmResult,
@@ -235,6 +236,29 @@ def store(agent: str, phrase: Phrase, wav: Audio) -> Call[StoreResult]:
         lambda r: StoreResult.from_wire(r.json()),
         files={"file": ("take.wav", read_audio(wav), "audio/wav")},
         data={"settings": json.dumps(phrase.body())},
+    )
+
+
+def list_takes(agent: str, entry_id: str | int) -> Call[list[Take]]:
+    return Call(
+        "GET",
+        _cache(agent, entry_id, "history"),
+        lambda r: [Take.from_wire(t) for t in r.json()["takes"]],
+    )
+
+
+def download_take(
+    agent: str, entry_id: str | int, take_id: str | int, output_format: str | None = None
+) -> Call[bytes]:
+    params = [("output_format", output_format)] if output_format else []
+    return Call("GET", _cache(agent, entry_id, "history", take_id, "file"), _bytes, params=params)
+
+
+def restore_take(agent: str, entry_id: str | int, take_id: str | int) -> Call[Entry]:
+    return Call(
+        "POST",
+        _cache(agent, entry_id, "history", take_id, "restore"),
+        lambda r: Entry.from_wire(r.json()),
     )
 
 

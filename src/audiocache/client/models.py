@@ -21,6 +21,7 @@ __all__ = [
     "Speech",
     "Stats",
     "StoreResult",
+    "Take",
     "Voice",
     "VoiceSample",
     "WarmResult",
@@ -288,3 +289,32 @@ class Phrase:
             if value is not None:
                 parts[name] = value
         return parts
+
+
+@dataclass(frozen=True)
+class Take:
+    """An earlier take of an entry (what a replace, regenerate or restore moved out)."""
+
+    id: str
+    created_at: datetime
+    reason: str
+    transcript: str
+    duration: float
+    size: int
+    sha256: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Take:
+        created = _time(data["createdAt"])
+        assert created is not None
+        return cls(
+            id=str(data["id"]),
+            created_at=created,
+            reason=data["reason"],
+            transcript=data["transcript"],
+            duration=float(data["duration"]),
+            size=int(data["size"]),
+            sha256=data["sha256"],
+            raw=data,
+        )
