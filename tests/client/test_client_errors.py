@@ -8,7 +8,7 @@ import wave
 from collections.abc import Iterator
 
 import pytest
-from conftest import Live, new_agent, prepare, served
+from live_client import Live, new_agent, prepare, served
 from support import ThreadedServer, sine_wav
 
 from audiocache.api.uploads import UploadGate

@@ -111,7 +111,7 @@ def on_target(
 
         async def remote() -> T:
             def tell(attempt: int, error: remote_errors.AudioCacheError, delay: float) -> None:
-                if delay >= 1:  # a busy server's Retry-After; quick reconnects go unsaid
+                if isinstance(error, remote_errors.ServiceUnavailable):  # reconnects go unsaid
                     console.print(f"{error}; trying again in {delay:g} s", highlight=False)
 
             async with remote_errors.AsyncClient(url, key, on_retry=tell) as client:
@@ -134,12 +134,17 @@ def guarded(run: Callable[[], T]) -> T:
         return run()
     except (AudioCacheError, remote_errors.AudioCacheError) as exc:
         code = getattr(exc, "error_code", "")
-        console.print(f"error: {exc.message}" + (f" ({code})" if code else ""), highlight=False)
+        fail(exc.message + (f" ({code})" if code else ""))
     except CommandError as exc:
-        console.print(f"error: {exc}", highlight=False)
+        fail(str(exc))
     except OSError as exc:
-        console.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     raise typer.Exit(1)
+
+
+def fail(message: str) -> None:
+    """One line on stderr, unwrapped whatever the terminal's width."""
+    typer.echo("error: " + " ".join(message.split()), err=True)
 
 
 def present(rows: list[dict[str, Any]], as_json: bool, *, title: str) -> None:
