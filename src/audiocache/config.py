@@ -84,7 +84,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Single flight across instances: how long a synthesis lease lasts without "
         "renewal (renewed every third of it while synthesizing). An instance killed while "
-        "synthesizing delays the others' takeover by at most this.",
+        "synthesizing delays the others' takeover by at most this. The evictor's lease (one "
+        "evictor at a time across instances) lasts as long.",
     )
     lease_poll_seconds: float = Field(
         0.05,
@@ -98,6 +99,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest wait for another instance's synthesis before synthesizing "
         "anyway (above the engine start + synthesis deadlines, so it only trips on a hang).",
+    )
+    max_lease_waiters: int = Field(
+        32,
+        ge=1,
+        description="Most phrases one instance may be waiting for at once while other "
+        "instances synthesize them (requests for one phrase share one wait; each wait polls "
+        "the database every lease_poll_seconds: 32 x 20/s = 640 point reads/s at most). One "
+        "more gets 503 LEASE_WAITERS_BUSY with Retry-After.",
     )
     max_upload_bytes: int = Field(
         6 * MIB, gt=0, description="Largest WAV accepted by the replace-file/details uploads."
@@ -386,6 +395,19 @@ class Settings(BaseSettings):
         True,
         description="Answer file downloads and runtime-path calls without the generic routing "
         "layer (same handlers, same responses; several times the throughput).",
+    )
+    hot_memo_entries: int = Field(
+        10_000,
+        ge=0,
+        description="How many answers of the hot path (keys, agents, entries, prepared "
+        "responses) are kept in process while the database is unchanged; any commit, on any "
+        "instance, empties it before the next request uses it. 0: no memo.",
+    )
+    hot_memo_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Blob bytes the hot path keeps in memory (least recently used dropped "
+        "first; a blob over a sixteenth of this is always read from storage). 0: none.",
     )
     gc_grace_seconds: int = Field(
         600,

@@ -37,7 +37,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │       └── ProviderTimeout          504 PROVIDER_TIMEOUT
     ├── Busy                             503 BUSY                   (Retry-After)
     │   ├── EngineBusy                   503 ENGINE_BUSY            (engine pool full / deadline)
-    │   └── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   ├── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   └── LeaseWaitersBusy             503 LEASE_WAITERS_BUSY     (waits on other instances)
     ├── NotReady                         503 NOT_READY              (/readyz: a part is down)
     └── StorageUnavailable               503 STORAGE_UNAVAILABLE
         └── StorageFull                  507 STORAGE_FULL           (disk or quota full)
@@ -242,6 +243,13 @@ class EngineBusy(Busy):
 class UploadsBusy(Busy):
     error_code = "UPLOADS_BUSY"
     default_message = "Too many uploads in progress; try again later"
+
+
+class LeaseWaitersBusy(Busy):
+    error_code = "LEASE_WAITERS_BUSY"
+    default_message = (
+        "Too many requests are waiting for other instances' syntheses; try again later"
+    )
 
 
 class ProviderError(SynthesisFailed):

@@ -154,6 +154,7 @@ def build_services(
                 ttl_seconds=settings.lease_seconds,
                 poll_seconds=settings.lease_poll_seconds,
                 wait_seconds=settings.lease_wait_seconds,
+                max_waiters=settings.max_lease_waiters,
             ),
         ),
         metrics=metrics,
@@ -176,6 +177,8 @@ def build_services(
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
         on_evicted=metrics.evicted,
+        lease=LeaseRepository(db),
+        lease_seconds=settings.lease_seconds,
     )
     return Services(
         settings=settings,

@@ -41,6 +41,8 @@ class PointReader(Protocol):
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
     ) -> list[Record]: ...
 
+    async def generation(self) -> object | None: ...
+
     async def close(self) -> None: ...
 
 
@@ -64,9 +66,7 @@ class Dialect(Protocol):
     async def close(self) -> None: ...
 
 
-def dialect_for(
-    url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4
-) -> Dialect:
+def dialect_for(url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4) -> Dialect:
     if url.startswith("sqlite"):
         return SqliteDialect(url, busy_timeout_seconds, read_threads)
     if url.startswith("postgresql"):
