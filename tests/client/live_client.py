@@ -23,6 +23,7 @@ class Live:
     key: str  # every grant on ACCOUNT
     read_key: str  # audio_cache:read only
     other_key: str  # every grant on another account
+    admin_key: str  # "*" on ACCOUNT (the audit log wants it)
     settings: Settings
     app: Any
 
@@ -33,16 +34,17 @@ class Live:
         return AsyncClient(self.url, key or self.key, **{"account": ACCOUNT, **options})
 
 
-async def prepare(settings: Settings) -> tuple[str, str, str]:
+async def prepare(settings: Settings) -> tuple[str, str, str, str]:
     setup = build_services(settings, engines=[])
     await setup.db.migrate()
     try:
         _r, key = await setup.keys.create(ACCOUNT, set(ALL_GRANTS))
         _r, read_key = await setup.keys.create(ACCOUNT, {"audio_cache:read"})
         _r, other_key = await setup.keys.create("globex", set(ALL_GRANTS))
+        _r, admin_key = await setup.keys.create(ACCOUNT, {"*"})
     finally:
         await setup.stop()
-    return key, read_key, other_key
+    return key, read_key, other_key, admin_key
 
 
 def served(settings: Settings) -> Any:
