@@ -116,6 +116,15 @@ def test_the_same_scenario_on_the_data_folder_and_on_the_server(
     assert shown["usage"]["entries"] == 2
     cli("agents", "delete", "copy")
 
+    archive = tmp_path / "desk.tar"
+    exported = cli("cache", "export", "desk", "-o", str(archive))
+    assert f"{archive}: {archive.stat().st_size} bytes" in " ".join(exported.stderr.split())
+    cli("agents", "create", "--account", "acme", "--name", "Restored", "--agent-id", "restored")
+    imported = json.loads(cli("cache", "import", "restored", str(archive)).stdout)
+    assert (imported["total"], imported["created"], imported["failed"]) == (2, 2, 0)
+    restored = cli.json("cache", "ls", "restored", "--json", "--sort", "transcript:asc")
+    assert [e["transcript"] for e in restored] == ["Good evening", "How can I help"]  # type: ignore[union-attr]
+
     voice = cli("voices", "add", "--account", "acme", "--name", "Robot", "--provider", "espeak",
                 "--provider-voice-id", "en-gb").stdout.strip()  # fmt: skip
     assert [v["id"] for v in cli.json("voices", "ls", "--account", "acme", "--json")] == [voice]  # type: ignore[union-attr]

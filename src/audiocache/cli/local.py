@@ -3,7 +3,7 @@ them, answered with the client's models (built from the API's own wire shapes)."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from audiocache.client import (
     CachePolicy,
     Entry,
     EntryPage,
+    ImportReport,
     Stats,
     Take,
     Voice,
@@ -82,23 +83,10 @@ class Local:
         audio = await self.services.variants.stored(
             entry.blob_sha256, entry.size_bytes, parse_output_format(fmt, None)
         )
-        part = path.with_name(path.name + ".part")
-        written = 0
-        try:
-            with part.open("wb") as out:
-                if audio.data is not None:
-                    chunks: Any = [audio.data]
-                else:
-                    chunks = self.services.blobs.open_range(audio.sha256, 0, audio.size)
-                async for chunk in _aiter(chunks):
-                    out.write(chunk)
-                    written += len(chunk)
-                    if on_chunk is not None:
-                        on_chunk(len(chunk))
-            part.replace(path)
-        finally:
-            part.unlink(missing_ok=True)
-        return written
+        if audio.data is not None:
+            return await _write_all(_one(audio.data), path, on_chunk)
+        chunks = self.services.blobs.open_range(audio.sha256, 0, audio.size)
+        return await _write_all(chunks, path, on_chunk)
 
     async def delete(self, agent: str, ids: list[str]) -> BulkDeleteResult:
         from audiocache.cache.query import parse_entry_id
@@ -244,6 +232,23 @@ class Local:
             self.services.cache, found, phrases, concurrency=concurrency, on_done=on_done
         )
 
+    async def export_to(self, agent: str, path: Path, on_chunk: OnChunk) -> int:
+        from audiocache.cache.transfer.export import export_agent
+
+        found = await self._agent(agent)
+        chunks = export_agent(self.services.entries, self.services.blobs, found)
+        return await _write_all(chunks, path, on_chunk)
+
+    async def import_archive(self, agent: str, path: Path) -> ImportReport:
+        from audiocache.cache.transfer.importer import Limits, import_archive
+
+        found = await self._agent(agent)
+        settings = self.services.settings
+        limits = Limits(settings.transfer_max_file_bytes, settings.transfer_max_manifest_bytes)
+        with path.open("rb") as archive:
+            report = await import_archive(self.services.cache, found, archive, limits)
+        return ImportReport.from_wire(report.as_dict())
+
     async def history(self, agent: str, entry_id: str) -> list[dict[str, Any]]:
         from audiocache.api.history import TakeOut
 
@@ -272,10 +277,22 @@ def _agent_of(agent: DomainAgent) -> Agent:
     return Agent.from_wire(AgentResponse.of(agent).model_dump(mode="json"))
 
 
-async def _aiter(chunks: Any) -> Any:
-    if hasattr(chunks, "__aiter__"):
-        async for chunk in chunks:
-            yield chunk
-    else:
-        for chunk in chunks:
-            yield chunk
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _write_all(chunks: AsyncIterator[bytes], path: Path, on_chunk: OnChunk) -> int:
+    """``chunks`` into ``path`` through a ``.part`` file renamed at the end."""
+    part = path.with_name(path.name + ".part")
+    written = 0
+    try:
+        with part.open("wb") as out:
+            async for chunk in chunks:
+                out.write(chunk)
+                written += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+        part.replace(path)
+    finally:
+        part.unlink(missing_ok=True)
+    return written
