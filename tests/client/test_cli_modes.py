@@ -182,3 +182,18 @@ def test_the_executable_prints_one_line_when_the_server_is_unreachable(tmp_path:
         f"error: cannot connect to {url}: All connection attempts failed (CONNECTION_FAILED)"
     ]
     assert not (tmp_path / "data").exists()
+
+
+def test_a_server_knows_the_keys_account(live: Live) -> None:
+    runner = CliRunner()
+    remote = {"AUDIOCACHE_URL": live.url, "AUDIOCACHE_KEY": live.key}
+    made = runner.invoke(app, ["agents", "create", "--name", "Own"], env=remote)
+    assert made.exit_code == 0, made.stderr
+    listed = runner.invoke(app, ["agents", "list", "--json"], env=remote)
+    assert [a["agentId"] for a in json.loads(listed.stdout)] == [made.stdout.strip()]
+    robot = ["--name", "R", "--provider", "espeak", "--provider-voice-id", "en-gb"]
+    voice = runner.invoke(app, ["voices", "add", *robot], env=remote)
+    assert voice.exit_code == 0, voice.stderr
+    local = ["--data-dir", str(live.settings.data_dir)]
+    needs = runner.invoke(app, ["agents", "list", "--json", *local], env=backend_env(live.settings))
+    assert "--account" in one_error_line(needs)

@@ -26,7 +26,9 @@ def _row(agent: Agent, policy: CachePolicy) -> dict[str, Any]:
 
 @agents_app.command("list")
 def agents_list(
-    account: str,
+    account: Annotated[
+        str | None, typer.Argument(help="The account (with --url: default the key's).")
+    ] = None,
     data_dir: DataDir = None,
     url: Url = None,
     key: Key = None,
@@ -36,16 +38,18 @@ def agents_list(
     from audiocache.cli.common import present
 
     async def work(target: Target) -> list[tuple[Agent, CachePolicy]]:
-        return await target.list_agents(account)
+        return await target.list_agents(await target.account(account))
 
     rows = [_row(*pair) for pair in on_target(url, key, data_dir, None, work)]
-    present(rows, as_json, title=f"Agents of {account}")
+    present(rows, as_json, title=f"Agents of {account or 'the key'}")
 
 
 @agents_app.command("create")
 def agents_create(
-    account: Annotated[str, typer.Option(help="Owning account.")],
     name: Annotated[str, typer.Option(help="Agent name.")],
+    account: Annotated[
+        str | None, typer.Option(help="Owning account (with --url: default the key's).")
+    ] = None,
     agent_id: Annotated[
         str | None, typer.Option("--agent-id", help="Id (default: generated).")
     ] = None,
@@ -58,7 +62,8 @@ def agents_create(
     """Create an agent; prints its id."""
 
     async def work(target: Target) -> Agent:
-        return await target.create_agent(account, name, agent_id, voice, language)
+        owner = await target.account(account)
+        return await target.create_agent(owner, name, agent_id, voice, language)
 
     print(on_target(url, key, data_dir, None, work, create=True).agent_id)
 

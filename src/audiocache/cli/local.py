@@ -51,10 +51,17 @@ class Local:
 
     def __init__(self, services: Services, account: str | None) -> None:
         self.services = services
-        self.account = account
+        self.agent_account = account
+
+    async def account(self, given: str | None) -> str:
+        if not given:
+            from audiocache.cli.common import CommandError
+
+            raise CommandError("name the account (--account) when working on the data folder")
+        return given
 
     async def _agent(self, agent_id: str) -> DomainAgent:
-        return await self.services.agents.named(agent_id, self.account)
+        return await self.services.agents.named(agent_id, self.agent_account)
 
     async def _domain_entry(self, agent_id: str, entry_id: str) -> Any:
         from audiocache.cache.query import parse_entry_id

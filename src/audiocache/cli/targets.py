@@ -30,6 +30,7 @@ OnChunk = Callable[[int], None] | None
 
 
 class Target(Protocol):
+    async def account(self, given: str | None) -> str: ...
     async def list_entries(
         self, agent: str, limit: int, offset: int, sort: str | None, filters: list[str]
     ) -> EntryPage: ...
@@ -95,6 +96,10 @@ class Remote:
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
+
+    async def account(self, given: str | None) -> str:
+        """The account named, else the key's own (a server knows it)."""
+        return given or (await self.client.whoami()).account_id
 
     async def list_entries(
         self, agent: str, limit: int, offset: int, sort: str | None, filters: list[str]

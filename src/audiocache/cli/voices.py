@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 from audiocache.client import Voice
 
 voices_app = typer.Typer(help="Voice library: ls, add, show.", no_args_is_help=True)
-Account = Annotated[str, typer.Option(help="The account whose library it is.")]
+Account = Annotated[
+    str | None, typer.Option(help="The account whose library it is (with --url: the key's).")
+]
 
 
 def _row(v: Voice) -> dict[str, Any]:
@@ -30,7 +32,7 @@ def _row(v: Voice) -> dict[str, Any]:
 
 @voices_app.command("ls")
 def voices_ls(
-    account: Account,
+    account: Account = None,
     provider: Annotated[str | None, typer.Option(help="Only this provider's.")] = None,
     data_dir: DataDir = None,
     url: Url = None,
@@ -40,17 +42,17 @@ def voices_ls(
     """List the account's voices."""
 
     async def work(target: Target) -> list[Voice]:
-        return await target.list_voices(account, provider)
+        return await target.list_voices(await target.account(account), provider)
 
     present([_row(v) for v in on_target(url, key, data_dir, None, work)], as_json, title="Voices")
 
 
 @voices_app.command("add")
 def voices_add(
-    account: Account,
     name: Annotated[str, typer.Option(help="Display name.")],
     provider: Annotated[str, typer.Option(help="Engine, e.g. espeak.")],
     provider_voice_id: Annotated[str, typer.Option(help="The engine's voice, e.g. en-gb.")],
+    account: Account = None,
     data_dir: DataDir = None,
     url: Url = None,
     key: Key = None,
@@ -58,7 +60,9 @@ def voices_add(
     """Register a voice; prints its id."""
 
     async def work(target: Target) -> Voice:
-        return await target.create_voice(account, name, provider, provider_voice_id)
+        return await target.create_voice(
+            await target.account(account), name, provider, provider_voice_id
+        )
 
     print(on_target(url, key, data_dir, None, work, create=True).id)
 
@@ -66,7 +70,7 @@ def voices_add(
 @voices_app.command("show")
 def voices_show(
     voice_id: str,
-    account: Account,
+    account: Account = None,
     data_dir: DataDir = None,
     url: Url = None,
     key: Key = None,
@@ -75,6 +79,6 @@ def voices_show(
     import json
 
     async def work(target: Target) -> Voice:
-        return await target.get_voice(account, voice_id)
+        return await target.get_voice(await target.account(account), voice_id)
 
     print(json.dumps(_row(on_target(url, key, data_dir, None, work))))
