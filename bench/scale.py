@@ -172,8 +172,13 @@ def _upgrade(connection: Any, revision: str) -> None:
 
 
 async def migrate(url: str, revision: str) -> None:
+    """To ``revision``; to head the way the server does it at start-up (``Database.migrate``:
+    the upgrade, then the VACUUM of what it rewrote)."""
     db = Database(url)
     try:
+        if revision == "head":
+            await db.migrate()
+            return
         async with db.write_engine.begin() as conn:
             await conn.run_sync(_upgrade, revision)
     finally:
