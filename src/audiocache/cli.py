@@ -424,5 +424,10 @@ def _present(rows: list[dict[str, Any]], as_json: bool, *, title: str) -> None:
     Console().print(table)
 
 
+from audiocache import cli_transfer  # noqa: E402 - its commands use the app defined above
+
+cli_transfer.register(app)
+
+
 def main() -> None:
     app()
