@@ -21,6 +21,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     ├── Unauthorized                     401 UNAUTHORIZED
     ├── Forbidden                        403 FORBIDDEN
     ├── NotFound                         404 NOT_FOUND
+    │   ├── NotCached                    404 NOT_CACHED             (a lookup found no audio)
+    │   └── UnknownTake                  404 TAKE_NOT_FOUND         (no such take of the entry)
     ├── MethodNotAllowed                 405 METHOD_NOT_ALLOWED
     ├── RequestTimeout                   408 REQUEST_TIMEOUT        (body stalled or too slow)
     ├── Conflict                         409 CONFLICT
@@ -35,7 +37,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │       └── ProviderTimeout          504 PROVIDER_TIMEOUT
     ├── Busy                             503 BUSY                   (Retry-After)
     │   ├── EngineBusy                   503 ENGINE_BUSY            (engine pool full / deadline)
-    │   └── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   ├── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   └── LeaseWaitersBusy             503 LEASE_WAITERS_BUSY     (waits on other instances)
     ├── NotReady                         503 NOT_READY              (/readyz: a part is down)
     └── StorageUnavailable               503 STORAGE_UNAVAILABLE
         └── StorageFull                  507 STORAGE_FULL           (disk or quota full)
@@ -155,6 +158,13 @@ class NotCached(NotFound):
     default_message = "The phrase is not cached"
 
 
+class UnknownTake(NotFound):
+    """The entry has no earlier take of that id (never had, or it was restored or trimmed)."""
+
+    error_code = "TAKE_NOT_FOUND"
+    default_message = "Take not found"
+
+
 class MethodNotAllowed(AudioCacheError):
     status = 405
     error_code = "METHOD_NOT_ALLOWED"
@@ -233,6 +243,13 @@ class EngineBusy(Busy):
 class UploadsBusy(Busy):
     error_code = "UPLOADS_BUSY"
     default_message = "Too many uploads in progress; try again later"
+
+
+class LeaseWaitersBusy(Busy):
+    error_code = "LEASE_WAITERS_BUSY"
+    default_message = (
+        "Too many requests are waiting for other instances' syntheses; try again later"
+    )
 
 
 class ProviderError(SynthesisFailed):
