@@ -303,6 +303,7 @@ def takes_upload(
                     task = progress.add_task("uploading takes", total=len(rows))
                     done: list[TakeResult] = await upload_takes(
                         services.cache,
+                        services.curation,
                         found,
                         source,
                         rows,
@@ -358,14 +359,17 @@ def _upload_remotely(
         packed = Path(folder) / "takes.tar"
         with _source(path) as source, tarfile.open(packed, "w") as tar:
             for name in source.names():
-                _add(tar, name, source.read(name, _WHOLE))
+                if isinstance(source, FolderSource):
+                    tar.add(source.root / name, arcname=name)  # streamed from disk
+                else:
+                    _add(tar, name, source.read(name, _PACKED_FILE_BYTES))
             if map_file is not None:
                 params["map"] = f"_mapping/{map_file.name}"
                 _add(tar, params["map"], map_file.read_bytes())
         return remote.upload(url, key, agent, "takes", packed, params=params)
 
 
-_WHOLE = 2**62  # read limit of a file packed for the server (which enforces its own)
+_PACKED_FILE_BYTES = 1024**3  # a member repacked for the server (which has its own limit)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -162,7 +162,14 @@ async def upload_takes_route(
         try:
             rows = await read_mapping(source, limits, map)
             results = await upload_takes(
-                services.cache, agent, source, rows, limits, voice=voice, language=language
+                services.cache,
+                services.curation,
+                agent,
+                source,
+                rows,
+                limits,
+                voice=voice,
+                language=language,
             )
         finally:
             source.close()

@@ -24,6 +24,7 @@ from audiocache.storage.tables import (
     agents,
     entries,
     phrase_requests,
+    transcript_sort_key,
 )
 from audiocache.storage.takes_repo import TakeChange, TakeNotFound, drop_takes, push_take
 from audiocache.storage.transcript_order import anchored_page_ids, transcript_order

@@ -21,6 +21,8 @@ from typing import Any
 
 from audiocache.audio.wav import parse_wav
 from audiocache.cache import runtime_store
+from audiocache.cache.curation import Curation
+from audiocache.cache.keys import KeyParts
 from audiocache.cache.service import CacheService
 from audiocache.cache.transfer.mapping import MAPPING_SUFFIXES, TakeRow, parse_mapping
 from audiocache.cache.transfer.sources import Source, clean_name
@@ -85,6 +87,7 @@ def _only_mapping(source: Source) -> str:
 
 async def upload_takes(
     cache: CacheService,
+    curation: Curation,
     agent: Agent,
     source: Source,
     rows: list[TakeRow],
@@ -98,7 +101,9 @@ async def upload_takes(
     mapped = {clean_name(row.file) for row in rows}
     results: list[TakeResult] = []
     for done, row in enumerate(rows, 1):
-        results.append(await _one(cache, agent, source, names, row, limits, voice, language))
+        results.append(
+            await _one(cache, curation, agent, source, names, row, limits, voice, language)
+        )
         if progress is not None:
             progress(done, len(rows))
     results += [
@@ -111,6 +116,7 @@ async def upload_takes(
 
 async def _one(
     cache: CacheService,
+    curation: Curation,
     agent: Agent,
     source: Source,
     names: set[str],
@@ -140,7 +146,7 @@ async def _one(
         filename = posixpath.basename(name)
         if matches:
             for entry in matches:
-                await cache.replace_audio(entry, data, filename)
+                await curation.replace_audio(entry, data, filename)
             return TakeResult(row.file, "replaced", row.transcript, [e.id for e in matches])
         entry, _created = await cache.writer.insert(
             {
@@ -164,7 +170,7 @@ async def _one(
         return TakeResult(row.file, "failed", row.transcript, reason=exc.message)
 
 
-async def _matches(cache: CacheService, agent: Agent, parts: runtime_store.KeyParts) -> list[Entry]:
+async def _matches(cache: CacheService, agent: Agent, parts: KeyParts) -> list[Entry]:
     found = await cache.entries.with_text(
         agent.id, parts.text, parts.provider, parts.voice, parts.language, MAX_MATCHES
     )
