@@ -295,6 +295,7 @@ async def _store_entry(
         "imported": entry.flags.imported,
         "regenerated": entry.flags.regenerated,
         "pinned": entry.flags.pinned,
+        "warmed": entry.flags.warmed,
     }
     existing = await cache.entries.find_by_key(agent.id, key)
     if existing is not None and existing.blob_sha256 == entry.sha256:
