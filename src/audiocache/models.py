@@ -87,6 +87,7 @@ class Entry:
     imported: bool
     pinned: bool
     audio_filename: str | None
+    warmed: bool = False  # a warm-up asked for it (exports carry it)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,10 @@ async def seed(api: Api) -> list[str]:
     assert r.status_code == 200, r.text
     for _ in range(3):
         await api.speak(AGENT, "One moment")
+    r = await api.client.post(
+        f"{base}/warm", json={"phrases": [{"text": "Warmed up"}], "pin": False}, headers=api.headers
+    )
+    assert r.status_code == 200, r.text
     return ids
 
 
@@ -83,6 +87,12 @@ async def test_export_streams_every_entry_with_its_audio_and_hashes(api: Api) ->
     assert by_text["Please hold"]["flags"]["regenerated"] is True
     assert by_text["Tuned phrase"]["config"] == {"speed": 1.5}
     assert by_text["One moment"]["hitCount"] == 3  # unflushed hits included
+    assert by_text["Warmed up"]["flags"] == {
+        "imported": False,
+        "regenerated": False,
+        "pinned": False,
+        "warmed": True,
+    }
     assert set(files) == {e["file"] for e in manifest["entries"]}
     for record in manifest["entries"]:
         data = files[record["file"]]
@@ -118,8 +128,8 @@ async def test_round_trip_into_a_fresh_instance_on_the_other_backend(
         await fresh.create_agent(TARGET)
         report = await import_(fresh, archive)
         assert report == {
-            "total": 5,
-            "created": 5,
+            "total": 6,
+            "created": 6,
             "replaced": 0,
             "unchanged": 0,
             "failed": 0,
@@ -130,8 +140,12 @@ async def test_round_trip_into_a_fresh_instance_on_the_other_backend(
         assert [identity(e) for e in after] == [identity(e) for e in before]
         for old, new in zip(before, after, strict=True):
             assert await audio(fresh, TARGET, new["id"]) == await audio(api, AGENT, old["id"])
+        flags = {
+            e["transcript"]: e["flags"] for e in manifest_of(await export(fresh, TARGET))["entries"]
+        }
+        assert flags == {e["transcript"]: e["flags"] for e in manifest_of(archive)["entries"]}
         again = await import_(fresh, archive)
-        assert (again["created"], again["replaced"], again["unchanged"]) == (0, 0, 5)
+        assert (again["created"], again["replaced"], again["unchanged"]) == (0, 0, 6)
         assert [identity(e) for e in await listing(fresh, TARGET)] == [identity(e) for e in after]
         # the imported entries are what the runtime path serves: same keys for the new agent
         for text, extra in (("Hello there", {}), ("Tuned phrase", {"config": {"speed": 1.5}})):
@@ -152,7 +166,7 @@ async def test_import_replaces_other_audio_and_keeps_the_old_take(api: Api) -> N
     assert r.status_code == 204
     old_audio = await audio(api, TARGET, target_id)
     report = await import_(api, archive)
-    assert (report["created"], report["replaced"], report["unchanged"]) == (4, 1, 0)
+    assert (report["created"], report["replaced"], report["unchanged"]) == (5, 1, 0)
     assert (await audio(api, TARGET, target_id)) != old_audio
     target = await api.services.agents.owned("acme", TARGET)
     takes = await TakeRepository(api.services.db).of_entry(target.id, int(target_id))
@@ -222,4 +236,4 @@ async def test_a_gzipped_archive_imports_too(api: Api) -> None:
     await seed(api)
     await api.create_agent(TARGET)
     report = await import_(api, gzip_tar(await export(api)))
-    assert report["created"] == 5
+    assert report["created"] == 6

@@ -35,11 +35,14 @@ the base URL and the key, known only once the server runs, are applied per reque
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import os
 import re
 import shutil
+import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -418,6 +421,45 @@ schemathesis.openapi.media_type("audio/wav", WAV_BODIES)
 SPEAKABLE = st.text(st.characters(categories=["L", "N", "P", "Zs"]), max_size=50).map(
     lambda text: f"Say {text}"
 )
+
+
+def _tar_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _export_of(transcript: str) -> bytes:
+    sha = hashlib.sha256(WAV).hexdigest()
+    entry = {"transcript": transcript, "provider": "espeak", "voice": "en-us", "language": "en"}
+    entry |= {"file": f"audio/{sha}.wav", "sha256": sha, "sizeBytes": len(WAV)}
+    manifest = {"format": "audiocache-export", "version": 1, "agent": {"agentId": "a"}}
+    manifest["entries"] = [entry]
+    return _tar_of({f"audio/{sha}.wav": WAV, "manifest.json": json.dumps(manifest).encode()})
+
+
+# `application/x-tar` bodies (import, bulk takes): archives that import, takes with their
+# mapping, and the ways an archive goes wrong: random bytes, cut off, tampered.
+TAR_BODIES = st.one_of(
+    st.builds(_export_of, SPEAKABLE),
+    st.builds(
+        lambda text: _tar_of({"a.wav": WAV, "m.csv": f"file,transcript\na.wav,{text}\n".encode()}),
+        SPEAKABLE.filter(lambda t: "," not in t and '"' not in t),
+    ),
+    st.binary(max_size=256),
+    st.builds(lambda cut: _export_of("Cut")[:cut], st.integers(0, 4000)),
+    st.builds(
+        _patched,
+        st.builds(_export_of, st.just("Hi")),
+        st.integers(0, 3000),
+        st.binary(min_size=1, max_size=4),
+    ),
+)
+schemathesis.openapi.media_type("application/x-tar", TAR_BODIES)
 
 
 # Short texts keep espeak quick; voices and languages it has, and ones it lacks.

@@ -220,8 +220,9 @@ class CacheService:
             entry, _leader = await self._warm_flights.run(
                 (agent.id, prepared.key), synthesize_and_store
             )
-        if pin and not entry.pinned:
-            entry = await self.entries.set_pinned(entry, True)
+        flags = {"warmed": True, **({"pinned": True} if pin else {})}
+        if any(getattr(entry, name) != value for name, value in flags.items()):
+            entry = await self.entries.set_flags(entry, **flags)
         return entry, created
 
     async def _synthesize_and_admit(

@@ -239,11 +239,15 @@ class EntryRepository:
         return updated, released
 
     async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
+        return await self.set_flags(entry, pinned=pinned)
+
+    async def set_flags(self, entry: Entry, **flags: bool) -> Entry:
+        """Set ``pinned`` and/or ``warmed``; the entry as stored afterwards."""
         async with self.db.write() as conn:
             await conn.execute(
                 entries.update()
                 .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
-                .values(pinned=pinned)
+                .values(**flags)
             )
         updated = await self.get(entry.agent_id, entry.id)
         if updated is None:

@@ -53,7 +53,7 @@ def manifest_record(entry: Entry, hit_count: int) -> dict[str, Any]:
             "imported": entry.imported,
             "regenerated": entry.regenerated,
             "pinned": entry.pinned,
-            "warmed": bool(getattr(entry, "warmed", False)),
+            "warmed": entry.warmed,
         },
         "hitCount": hit_count,
         "cachedAt": iso(entry.cached_at),

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import tarfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -40,6 +40,9 @@ from audiocache.storage.takes_repo import TakeChange
 log = logging.getLogger("audiocache.transfer")
 MAX_PROBLEMS_SHOWN = 5
 Progress = Callable[[str, int, int], None]  # phase ("verifying" | "importing"), done, total
+# The agent to import into, made once the archive is verified (the CLI creates a missing one
+# from the manifest's agent, and not at all if the archive is refused).
+AgentFactory = Callable[[Manifest], Awaitable[Agent]]
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ class _unreadable:
 
 async def import_archive(
     cache: CacheService,
-    agent: Agent,
+    agent: Agent | AgentFactory,
     archive: IO[bytes],
     limits: Limits,
     progress: Progress | None = None,
@@ -146,7 +149,8 @@ async def import_archive(
         manifest = await _manifest(tar, limits)
         files = _files(tar, manifest)
         await _verify(tar, manifest, files, limits, progress)
-        return await _store(cache, agent, tar, manifest, files, limits, progress)
+        target = agent if isinstance(agent, Agent) else await agent(manifest)
+        return await _store(cache, target, tar, manifest, files, limits, progress)
     finally:
         tar.close()
 
@@ -291,6 +295,7 @@ async def _store_entry(
         "imported": entry.flags.imported,
         "regenerated": entry.flags.regenerated,
         "pinned": entry.flags.pinned,
+        "warmed": entry.flags.warmed,
     }
     existing = await cache.entries.find_by_key(agent.id, key)
     if existing is not None and existing.blob_sha256 == entry.sha256:

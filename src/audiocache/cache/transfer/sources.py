@@ -8,6 +8,7 @@ symlink leading out is not followed); archive members are never extracted to dis
 
 from __future__ import annotations
 
+import os
 import tarfile
 import zipfile
 import zlib
@@ -39,7 +40,8 @@ class FolderSource:
 
     def read(self, name: str, limit: int) -> bytes:
         with (self.root / name).open("rb") as handle:
-            return handle.read(limit + 1)
+            size = os.fstat(handle.fileno()).st_size  # read() allocates what it is asked for
+            return handle.read(min(limit, size) + 1)
 
     def close(self) -> None:
         return None
