@@ -13,16 +13,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audiocache.errors import Conflict, NotFound
+from audiocache.errors import Conflict, NotFound, UnknownTake
 from audiocache.models import Entry, EntryQuery, FilterClause, SortKey
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.records import Record
 from audiocache.storage.tables import (
+    TRANSCRIPT_PREFIX,
     agent_usage,
     agents,
     entries,
     phrase_requests,
+    transcript_sort_key,
 )
 from audiocache.storage.takes_repo import TakeChange, TakeNotFound, drop_takes, push_take
 from audiocache.storage.transcript_order import anchored_page_ids, transcript_order
@@ -52,6 +54,27 @@ _BY_ID = sa.select(entries).where(
 _BY_KEY = sa.select(entries).where(
     entries.c.agent_id == sa.bindparam("agent_id"),
     entries.c.cache_key == sa.bindparam("cache_key"),
+)
+# Exports walk an agent's entries in id order, a page at a time (the primary key's order).
+_AFTER = (
+    sa.select(entries)
+    .where(entries.c.agent_id == sa.bindparam("agent_id"), entries.c.id > sa.bindparam("after"))
+    .order_by(entries.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+# Takes uploads find entries by their text and voice; the transcript prefix index selects.
+_WITH_TEXT = (
+    sa.select(entries)
+    .where(
+        entries.c.agent_id == sa.bindparam("agent_id"),
+        transcript_sort_key == sa.bindparam("prefix", type_=sa.Text),
+        entries.c.transcript == sa.bindparam("text", type_=sa.Text),
+        entries.c.provider == sa.bindparam("provider"),
+        entries.c.provider_voice_id == sa.bindparam("voice"),
+        entries.c.language_code == sa.bindparam("language"),
+    )
+    .order_by(entries.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 _IN_ACCOUNT = (
     sa.select(entries)
@@ -83,6 +106,27 @@ class EntryRepository:
     async def find_by_key(self, agent_id: str, cache_key: str) -> Entry | None:
         row = await self.db.first(_BY_KEY, {"agent_id": agent_id, "cache_key": cache_key})
         return _to_entry(row) if row else None
+
+    async def page_after(self, agent_id: str, after_id: int, limit: int) -> list[Entry]:
+        """The agent's entries with ids above ``after_id``, in id order (an export's walk)."""
+        params = {"agent_id": agent_id, "after": after_id, "limit": limit}
+        return [_to_entry(row) for row in await self.db.all(_AFTER, params)]
+
+    async def with_text(
+        self, agent_id: str, text: str, provider: str, voice: str, language: str, limit: int
+    ) -> list[Entry]:
+        """The agent's entries of exactly this transcript in this voice and language (any
+        tuning), oldest first."""
+        params = {
+            "agent_id": agent_id,
+            "prefix": text[:TRANSCRIPT_PREFIX],
+            "text": text,
+            "provider": provider,
+            "voice": voice,
+            "language": language,
+            "limit": limit,
+        }
+        return [_to_entry(row) for row in await self.db.all(_WITH_TEXT, params)]
 
     async def find_page(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
         """One page in the query's order and the exact number of entries it selects, in
@@ -188,7 +232,7 @@ class EntryRepository:
                 "Another entry of this agent already caches that text with these settings"
             ) from exc
         except TakeNotFound as exc:
-            raise NotFound("Take not found") from exc
+            raise UnknownTake("Take not found: restored or trimmed meanwhile") from exc
         updated = await self.get(entry.agent_id, entry.id)
         if updated is None:
             raise NotFound("Audio cache entry not found")

@@ -270,3 +270,26 @@ takes = sa.Table(
     sa.Index("ix_takes_entry_id", "entry_id", "id"),
     sqlite_autoincrement=True,
 )
+
+# The audit log (``storage/audit_repo.py``): one row per write request an API key made,
+# written in batches off the request path (``cache/audit.py``), deleted after
+# ``audit_retention_days``. Ids are the public ones the request named (agentId, entryId).
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False, index=True),  # when the response went out
+    sa.Column("account_id", sa.String(128), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("operation", sa.String(64), nullable=False),  # the OpenAPI operationId
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("route", sa.String(200), nullable=False),  # the path template
+    sa.Column("agent_id", sa.String(128), nullable=True),
+    sa.Column("entry_id", sa.String(40), nullable=True),
+    sa.Column("target_id", sa.String(128), nullable=True),  # a take or voice the path named
+    sa.Column("address", sa.String(64), nullable=True),  # the connection's peer
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("correlation_id", sa.String(128), nullable=False),
+    sa.Index("ix_audit_log_account_at", "account_id", "at"),
+    sqlite_autoincrement=True,
+)
