@@ -1,7 +1,7 @@
 """``sort=transcript``: the order of the whole transcript (byte-wise, ties by id) on every
 page, read from the stored prefix column ``transcript_sort`` (migration 0012), which the
 database keeps right through every writer: runtime miss, runtime store, replace, replace
-with settings (an import), duplicate — on both backends."""
+with settings (an import of one take), duplicate, an archive import — on both backends."""
 
 from __future__ import annotations
 
@@ -197,7 +197,18 @@ async def test_every_writer_keeps_the_column(api: Api) -> None:
     )
     assert r.status_code == 200, r.text
     assert await _assert_column_right(api) == 6
-    for agent in ("bot", "bot-2"):
+    # export and import into another agent (the archive carries transcripts, not the key)
+    exported = await api.client.get("/v1/agents/bot/audio-cache/export", headers=api.headers)
+    assert exported.status_code == 200, exported.text
+    await api.create_agent("bot-3")
+    r = await api.client.post(
+        "/v1/agents/bot-3/audio-cache/import",
+        content=exported.content,
+        headers={**api.headers, "Content-Type": "application/x-tar"},
+    )
+    assert r.status_code == 200, r.text
+    assert await _assert_column_right(api) == 9
+    for agent in ("bot", "bot-2", "bot-3"):
         listed = await api.entries(agent, sort="transcript:asc", limit=2, offset=1)
         everything = await api.entries(agent, sort="transcript:asc")
         expected = sorted(e["transcript"] for e in everything["entries"])
