@@ -240,3 +240,18 @@ def _event(at: datetime, operation: str) -> AuditEvent:
         status=200,
         correlation_id="c",
     )
+
+
+async def test_a_failing_audit_write_never_fails_the_request(api: Api) -> None:
+    audit = api.services.audit
+    await api.create_agent(AGENT)
+    entry = await api.seed_entry(AGENT, "Still served")
+    working = audit.repo
+    audit.repo = FailingRepository(api.services.db)
+    audit.max_pending = 1  # every event is written at once, and that write fails
+    r = await api.client.put(f"{BASE}/{entry}/pin", headers=api.headers)
+    assert r.status_code == 200, r.text
+    assert audit.pending() == 1  # kept for the next flush
+    audit.repo = working
+    events = (await _log(api, await _admin(api), operation="pinAudioCacheEntry"))["events"]
+    assert [(e["entryId"], e["status"]) for e in events] == [(entry, 200)]

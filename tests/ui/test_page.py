@@ -200,8 +200,9 @@ def test_history_lists_plays_and_restores_a_take(page, site: Site) -> None:
 
 def test_audit_log_view_shows_the_accounts_writes(page, site: Site) -> None:
     entry = site.seed("Audited phrase")
-    r = site.api.put(f"/v1/agents/{AGENT}/audio-cache/{entry}/pin")
-    assert r.status_code == 200, r.text
+    for _ in range(26):  # more than one page of the view (25)
+        r = site.api.put(f"/v1/agents/{AGENT}/audio-cache/{entry}/pin")
+        assert r.status_code == 200, r.text
     sign_in(page, site)
     page.get_by_role("link", name="Audit log").click()
     expect(page).to_have_url(re.compile(r"view=audit"))
@@ -209,11 +210,30 @@ def test_audit_log_view_shows_the_accounts_writes(page, site: Site) -> None:
     expect(audit).to_be_visible()
     total = site.api.get("/v1/accounts/acme/audit-log").json()["totalCount"]
     expect(page.locator("#audit-title")).to_have_text(f"Audit log ({total} events)")
-    pinned = audit.locator("tr", has_text="pinAudioCacheEntry").filter(has_text=entry)
-    expect(pinned.first).to_contain_text("200")
-    # a filter is part of the view's URL
-    page.goto(f"{site.url}/ui/?view=audit&operation=pinAudioCacheEntry")
-    rows = page.locator("#audit-rows tr")
-    expect(rows.first).to_contain_text("pinAudioCacheEntry")
-    for text in rows.all_inner_texts():
+    newest = audit.locator("#audit-rows tr").first
+    expect(newest).to_contain_text("pinAudioCacheEntry")
+    expect(newest).to_contain_text(entry)
+    expect(newest).to_contain_text("200")
+
+    # filters and the page are the view's URL
+    audit.get_by_label("Operation").fill("pinAudioCacheEntry")
+    audit.get_by_role("button", name="Filter events").click()
+    expect(page).to_have_url(re.compile(r"operation=pinAudioCacheEntry"))
+    pins = site.api.get(
+        "/v1/accounts/acme/audit-log", params={"operation": "pinAudioCacheEntry"}
+    ).json()["totalCount"]
+    assert pins >= 26
+    expect(page.locator("#audit-title")).to_have_text(f"Audit log ({pins} events)")
+    expect(page.locator("#audit-rows tr")).to_have_count(25)
+    for text in page.locator("#audit-rows tr").all_inner_texts():
         assert "pinAudioCacheEntry" in text
+    page.get_by_role("button", name="Next events").click()
+    expect(page).to_have_url(re.compile(r"offset=25"))
+    expect(page.locator("#audit-page")).to_have_text(f"26\u2013{pins} of {pins}")
+    expect(page.get_by_role("button", name="Next events")).to_be_disabled()
+    page.go_back()
+    expect(page.locator("#audit-page")).to_have_text(f"1\u201325 of {pins}")
+
+    audit.get_by_label("From").fill("2099-01-01T00:00:00")
+    audit.get_by_role("button", name="Filter events").click()
+    expect(page.locator("#audit-title")).to_have_text("Audit log (0 events)")
