@@ -38,7 +38,7 @@ async def _seed(data: Path) -> tuple[int, bytes, bytes]:
         spoken = await services.cache.speak(agent, "Welcome back")
         assert spoken.entry is not None and spoken.audio is not None
         studio = sine_wav(freq=300.0)
-        await services.cache.replace_audio(spoken.entry, studio, "studio.wav")
+        await services.curation.replace_audio(spoken.entry, studio, "studio.wav")
         return spoken.entry.id, spoken.audio, studio
     finally:
         await services.stop()
@@ -48,7 +48,7 @@ async def _current_sha(data: Path, entry_id: int) -> str:
     services = build_services(Settings(data_dir=data), engines=[])
     try:
         agent = await services.agents.owned("acme", "desk")
-        return (await services.cache.get_entry(agent.id, entry_id)).blob_sha256
+        return (await services.curation.get_entry(agent.id, entry_id)).blob_sha256
     finally:
         await services.stop()
 

@@ -338,8 +338,8 @@ def regenerate(
         failed = 0
         for entry_id in entry_ids:
             try:
-                entry = await services.cache.get_entry(found.id, entry_id)
-                await services.cache.regenerate(entry)
+                entry = await services.curation.get_entry(found.id, entry_id)
+                await services.curation.regenerate(entry)
                 console.print(f"{entry_id}: regenerated")
             except AudioCacheError as exc:
                 failed += 1

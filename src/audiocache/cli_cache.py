@@ -36,7 +36,7 @@ def take_row(take: Take) -> dict[str, Any]:
 
 async def _entry(services: Services, agent_id: str, entry_id: int, account: str | None) -> Entry:
     agent = await services.agents.named(agent_id, account)
-    return await services.cache.get_entry(agent.id, entry_id)
+    return await services.curation.get_entry(agent.id, entry_id)
 
 
 async def history(

@@ -15,6 +15,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │   ├── InvalidSettings              400 INVALID_SETTINGS
     │   ├── InvalidVoice                 400 INVALID_VOICE
     │   ├── InvalidText                  400 INVALID_TEXT
+    │   ├── InvalidArchive               400 INVALID_ARCHIVE     (import: corrupt or unknown)
+    │   ├── InvalidMapping               400 INVALID_MAPPING     (takes upload: file → text)
     │   └── ProviderUnavailable          400 PROVIDER_UNAVAILABLE
     ├── Unauthorized                     401 UNAUTHORIZED
     ├── Forbidden                        403 FORBIDDEN
@@ -35,7 +37,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │       └── ProviderTimeout          504 PROVIDER_TIMEOUT
     ├── Busy                             503 BUSY                   (Retry-After)
     │   ├── EngineBusy                   503 ENGINE_BUSY            (engine pool full / deadline)
-    │   └── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   ├── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   └── LeaseWaitersBusy             503 LEASE_WAITERS_BUSY     (waits on other instances)
     ├── NotReady                         503 NOT_READY              (/readyz: a part is down)
     └── StorageUnavailable               503 STORAGE_UNAVAILABLE
         └── StorageFull                  507 STORAGE_FULL           (disk or quota full)
@@ -113,6 +116,16 @@ class InvalidVoice(InvalidInput):
 class InvalidText(InvalidInput):
     error_code = "INVALID_TEXT"
     default_message = "Invalid text"
+
+
+class InvalidArchive(InvalidInput):
+    error_code = "INVALID_ARCHIVE"
+    default_message = "The archive is not a valid audiocache export"
+
+
+class InvalidMapping(InvalidInput):
+    error_code = "INVALID_MAPPING"
+    default_message = "The mapping of files to transcripts is invalid"
 
 
 class ProviderUnavailable(InvalidInput):
@@ -230,6 +243,13 @@ class EngineBusy(Busy):
 class UploadsBusy(Busy):
     error_code = "UPLOADS_BUSY"
     default_message = "Too many uploads in progress; try again later"
+
+
+class LeaseWaitersBusy(Busy):
+    error_code = "LEASE_WAITERS_BUSY"
+    default_message = (
+        "Too many requests are waiting for other instances' syntheses; try again later"
+    )
 
 
 class ProviderError(SynthesisFailed):

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
 from audiocache.cache.audit import AuditLog
+from audiocache.cache.curation import Curation
 from audiocache.cache.evictor import Evictor
 from audiocache.cache.history import TakeHistory
 from audiocache.cache.hits import HitCounter
@@ -70,6 +71,7 @@ class Services:
     entries: EntryRepository
     authenticator: Authenticator
     cache: CacheService
+    curation: Curation
     agents: AgentService
     voices: VoiceLibrary
     variants: VariantCache
@@ -116,6 +118,7 @@ def build_services(
     db = Database(
         settings.resolved_database_url(),
         busy_timeout_seconds=settings.database_busy_timeout_seconds,
+        read_threads=settings.database_read_threads,
     )
     blob_store = blobs or blob_store_for(settings)
     chosen = engines if engines is not None else default_engines(settings)
@@ -151,18 +154,31 @@ def build_services(
                 ttl_seconds=settings.lease_seconds,
                 poll_seconds=settings.lease_poll_seconds,
                 wait_seconds=settings.lease_wait_seconds,
+                max_waiters=settings.max_lease_waiters,
             ),
         ),
         metrics=metrics,
     )
+    curation = Curation(
+        writer=cache.writer,
+        entries=entries,
+        blobs=blob_store,
+        engines=registry,
+        hits=hits,
+        accounting=cache.accounting,
+        max_text_chars=settings.max_text_chars,
+        forget_recent=cache.forget_recent,
+    )
     eviction = EvictionRepository(db)
     evictor = Evictor(
         repo=eviction,
-        cache=cache,
+        curation=curation,
         installation=installation_limits(settings),
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
         on_evicted=metrics.evicted,
+        lease=LeaseRepository(db),
+        lease_seconds=settings.lease_seconds,
     )
     return Services(
         settings=settings,
@@ -173,7 +189,8 @@ def build_services(
         entries=entries,
         authenticator=Authenticator(keys, settings.key_cache_seconds),
         cache=cache,
-        agents=AgentService(AgentRepository(db), cache, eviction),
+        curation=curation,
+        agents=AgentService(AgentRepository(db), curation, eviction),
         voices=voices,
         variants=VariantCache(
             VariantRepository(db),
@@ -185,7 +202,7 @@ def build_services(
         evictor=evictor,
         stats=stats,
         metrics=metrics,
-        history=TakeHistory(cache, TakeRepository(db)),
+        history=TakeHistory(curation, TakeRepository(db)),
         audit=AuditLog(
             AuditRepository(db),
             flush_seconds=settings.audit_flush_seconds,

@@ -74,6 +74,7 @@ LIBRARY = "/v1/accounts/{accountId}/voice-library"
 READ, WRITE = "audio_cache:read", "audio_cache:write"
 AGENTS_READ, AGENTS_WRITE = "agents:read", "agents:write"
 VOICES_READ, VOICES_WRITE = "voice_library:read", "voice_library:write"
+ANY_KEY = "any key"  # a valid key of any account, granting anything or nothing
 NEW_VOICE = {"name": "Robot", "provider": "espeak", "providerVoiceId": "en-gb", "config": {}}
 
 OPERATIONS = [
@@ -170,8 +171,11 @@ OPERATIONS = [
     Operation("getHealth", None, "GET", "/healthz", 200),
     Operation("getReadiness", None, "GET", "/readyz", 200),
     Operation("getMetrics", None, "GET", "/metrics", 200),
+    # any valid key, whatever it grants: what the key is (the web page's sign-in)
+    Operation("getWhoami", ANY_KEY, "GET", "/v1/whoami", 200),
 ]
-KEYED = [op for op in OPERATIONS if op.permission is not None]
+KEYED = [op for op in OPERATIONS if op.permission not in (None, ANY_KEY)]
+ANY_KEYED = [op for op in OPERATIONS if op.permission == ANY_KEY]
 PUBLIC = [op for op in OPERATIONS if op.permission is None]
 ENTRY_OPERATIONS = [op for op in KEYED if "{entryId}" in op.path]
 # Served routes the OpenAPI leaves out on purpose; each is public.
@@ -180,6 +184,8 @@ ENTRY_OPERATIONS = [op for op in KEYED if "{entryId}" in op.path]
 UNLISTED_PUBLIC: dict[tuple[str, str], int] = {
     ("GET", "/"): 307,
     ("GET", "/ui/"): 200,
+    # the OpenAPI's two browsable views (their assets are a mount)
+    ("GET", "/redoc"): 200,
 }
 FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
@@ -326,7 +332,9 @@ async def test_the_table_covers_every_served_operation(api: Api) -> None:
         needs_key = bool(operation.get("security"))
         assert needs_key == (op.permission is not None), op.operation_id
         if needs_key:
-            assert {"401", "403"} <= set(operation["responses"]), op.operation_id
+            assert "401" in operation["responses"], op.operation_id
+            if op.permission != ANY_KEY:
+                assert "403" in operation["responses"], op.operation_id
 
 
 async def test_routes_outside_the_openapi_are_public_on_purpose(api: Api) -> None:
@@ -369,6 +377,34 @@ async def test_public_operations_need_no_key(
     account's) is neither asked for nor held against the caller."""
     response = await call(api, op, await key_for(api, caller, op), params)
     assert response.status_code == op.success, response.text[:300]
+
+
+@pytest.mark.parametrize("caller", ["no-key", "unknown-key", "revoked-key"])
+@pytest.mark.parametrize("op", ANY_KEYED, ids=ids(ANY_KEYED))
+async def test_any_key_operations_refuse_no_valid_key(
+    api: Api, params: dict[str, str], op: Operation, caller: str
+) -> None:
+    response = await call(api, op, await key_for(api, caller, op), params)
+    assert_error(response, 401, "UNAUTHORIZED", op.method)
+
+
+@pytest.mark.parametrize(
+    ("account", "grants"),
+    [("acme", set()), ("acme", {"audio_cache:read"}), ("globex", set(ALL_GRANTS)), ("acme", {"*"})],
+    ids=["no-grant", "one-grant", "other-account", "wildcard"],
+)
+async def test_whoami_tells_any_key_its_own_account_key_id_and_scopes(
+    api: Api, account: str, grants: set[str]
+) -> None:
+    record, key = await api.services.keys.create(account, grants)
+    r = await api.client.get("/v1/whoami", headers={"X-API-KEY": key})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "accountId": account,
+        "keyId": record.key_id,
+        "scopes": sorted(grants),
+    }
+    assert key not in r.text
 
 
 async def state(api: Api) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def parse_take_id(value: str) -> int:
 async def _entry(services: Services, principal: Principal, agent_id: str, entry_id: str) -> Entry:
     parsed = parse_entry_id(entry_id)
     agent = await services.agents.owned(principal.account_id, agent_id)
-    return await services.cache.get_entry(agent.id, parsed)
+    return await services.curation.get_entry(agent.id, parsed)
 
 
 @router.get(

@@ -12,7 +12,7 @@ either the old state or the new one; the blob an interrupted restore put is coll
 from __future__ import annotations
 
 from audiocache.audio.wav import parse_wav
-from audiocache.cache.service import CacheService
+from audiocache.cache.curation import Curation
 from audiocache.errors import StorageUnavailable, UnknownTake
 from audiocache.models import Entry, Take
 from audiocache.storage.takes_repo import TakeChange, TakeRepository, restored_values
@@ -21,8 +21,8 @@ _AUDIO_FIELDS = ("blob_sha256", "size_bytes", "duration")  # the writer sets the
 
 
 class TakeHistory:
-    def __init__(self, cache: CacheService, takes: TakeRepository) -> None:
-        self.cache = cache
+    def __init__(self, curation: Curation, takes: TakeRepository) -> None:
+        self.curation = curation
         self.takes = takes
 
     async def of_entry(self, entry: Entry) -> list[Take]:
@@ -42,15 +42,15 @@ class TakeHistory:
         trim took it between the read and the write); ``Conflict`` if another entry of the
         agent caches the take's text and settings now."""
         take = await self.get(entry, take_id)
-        audio = await self.cache.blobs.read(take.blob_sha256)
+        audio = await self.curation.blobs.read(take.blob_sha256)
         if audio is None:
             raise StorageUnavailable(
                 f"The audio of take {take_id} is missing from storage; `audiocache check` "
                 "lists what is affected"
             )
         changes = {k: v for k, v in restored_values(take).items() if k not in _AUDIO_FIELDS}
-        self.cache.forget_recent()
-        return await self.cache.writer.update(
+        self.curation.forget_recent()
+        return await self.curation.writer.update(
             entry,
             audio,
             parse_wav(audio),

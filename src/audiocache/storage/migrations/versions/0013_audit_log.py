@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_audit_log"
-down_revision = "0011_take_history"
+down_revision = "0012_transcript_sort"
 
 
 def upgrade() -> None:
