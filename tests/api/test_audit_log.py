@@ -3,6 +3,7 @@ filters and paging; retention by a controllable clock; the bounded, batched writ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,13 @@ AGENT = "bot"
 BASE = f"/v1/agents/{AGENT}/audio-cache"
 LOG = "/v1/accounts/acme/audit-log"
 T0 = datetime(2026, 3, 1, 12, 0, 0)
+
+
+@pytest.fixture(autouse=True)
+async def no_background_task(api: Api) -> None:
+    """The app's own audit task sweeps by the real clock; these tests turn clocks and write
+    dated events, so it is stopped first (recording and reading need no task)."""
+    await api.services.audit.stop()
 
 
 async def _admin(api: Api) -> dict[str, str]:
@@ -240,3 +248,32 @@ def _event(at: datetime, operation: str) -> AuditEvent:
         status=200,
         correlation_id="c",
     )
+
+
+async def test_a_failing_audit_write_never_fails_the_request(api: Api) -> None:
+    audit = api.services.audit
+    await api.create_agent(AGENT)
+    entry = await api.seed_entry(AGENT, "Still served")
+    working = audit.repo
+    audit.repo = FailingRepository(api.services.db)
+    audit.max_pending = 1  # every event is written at once, and that write fails
+    r = await api.client.put(f"{BASE}/{entry}/pin", headers=api.headers)
+    assert r.status_code == 200, r.text
+    assert audit.pending() == 1  # kept for the next flush
+    audit.repo = working
+    events = (await _log(api, await _admin(api), operation="pinAudioCacheEntry"))["events"]
+    assert [(e["entryId"], e["status"]) for e in events] == [(entry, 200)]
+
+
+async def test_the_background_task_sweeps_at_start(api: Api) -> None:
+    repo = AuditRepository(api.services.db)
+    now = datetime(2026, 6, 1)
+    await repo.add([_event(now - timedelta(days=d), f"op{d}") for d in (8, 6)])
+    audit = AuditLog(repo, retention_days=7, sweep_seconds=3600, clock=lambda: now)
+    audit.start()
+    try:
+        await asyncio.wait_for(audit.swept.wait(), timeout=30)
+    finally:
+        await audit.stop()
+    left, total = await repo.page("acme", AuditQuery())
+    assert total == 1 and left[0].operation == "op6"

@@ -1,5 +1,6 @@
-"""kill -9 at random points during mixed writes: no acknowledged write is lost, and after
-``audiocache gc`` there is no row without a blob and no blob without a row.
+"""kill -9 at random points during mixed writes (stores, replaces, restores of earlier takes,
+deletes): no acknowledged write is lost, and after ``audiocache gc`` there is no row without
+a blob and no blob without a row.
 
 Each entry is owned by one client thread, so the writes to one entry are sequential: at a kill,
 an entry is either in its last acknowledged state or in the state of the one write that was in
@@ -153,7 +154,7 @@ def one_op(client: httpx.Client, worker: Worker, rng: random.Random, label: str)
             ),
             204,
         )
-    elif roll < 0.75:
+    elif roll < 0.72:
         wav = sine_wav(0.2, freq=_freq(rng))
         text = f"{label} details {rng.randrange(10**6)}"
         settings = json.dumps({"text": text, "config": {"speed": 1.0}})
@@ -170,7 +171,9 @@ def one_op(client: httpx.Client, worker: Worker, rng: random.Random, label: str)
             ),
             204,
         )
-    elif roll < 0.9:
+    elif roll < 0.84:
+        restore_a_take(client, worker, target)
+    elif roll < 0.92:
         expect_ok(
             worker,
             [target],
@@ -190,6 +193,25 @@ def one_op(client: httpx.Client, worker: Worker, rng: random.Random, label: str)
         )
         if response is not None and response.json() != {"deleted": ids, "failed": []}:
             worker.errors.append(f"bulk delete {ids}: {response.text}")
+
+
+def restore_a_take(client: httpx.Client, worker: Worker, target: Tracked) -> None:
+    """Bring the entry's newest earlier take back: its audio and transcript are expected."""
+    r = _send(client, "GET", f"{BASE}/{target.entry_id}/history")
+    if r.status_code != 200:
+        worker.errors.append(f"history of {target.entry_id}: {r.status_code} {r.text[:300]}")
+        return
+    takes = r.json()["takes"]
+    if not takes:
+        return
+    take = takes[0]
+    expect_ok(
+        worker,
+        [target],
+        State(take["sha256"], take["transcript"]),
+        lambda: _send(client, "POST", f"{BASE}/{target.entry_id}/history/{take['id']}/restore"),
+        200,
+    )
 
 
 def expect_ok(

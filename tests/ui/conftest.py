@@ -53,7 +53,8 @@ class Site:
 async def _setup(settings: Settings) -> str:
     setup = build_services(settings, engines=[FakeEngine()])
     await setup.db.migrate()
-    _record, key = await setup.keys.create(ACCOUNT, set(ALL_GRANTS))
+    # every permission, and the admin grant the audit-log view needs
+    _record, key = await setup.keys.create(ACCOUNT, {*ALL_GRANTS, "*"})
     agent = await setup.agents.create(
         ACCOUNT, agent_id=AGENT, name="Bot", greeting="hi", language_code="en-US"
     )

@@ -175,21 +175,65 @@ def test_keyboard_alone_signs_in_and_pins(page, site: Site) -> None:
     assert [e["pinned"] for e in site.entries() if e["id"] == entry] == [True]
 
 
-def test_history_and_audit_log_say_in_words_what_the_api_answered(page, site: Site) -> None:
-    """Built to SHAPES.md; until the history routes are merged the API answers 404, and the
-    page must show that in words rather than a blank panel."""
-    site.seed("Has a history")
+def test_history_lists_plays_and_restores_a_take(page, site: Site) -> None:
+    entry = site.seed("Has a history")
+    base = f"/v1/agents/{AGENT}/audio-cache/{entry}"
+    original = site.api.get(f"{base}/file").content
+    r = site.api.patch(
+        f"{base}/file", content=sine_wav(freq=300.0), headers={"Content-Type": "audio/wav"}
+    )
+    assert r.status_code == 204, r.text
     sign_in(page, site)
     page.get_by_role("button", name="History “Has a history”").click()
-    history = site.api.get(f"/v1/agents/{AGENT}/audio-cache/1/history")
-    if history.status_code == 200:
-        expect(page.get_by_role("region", name=re.compile("History of"))).to_be_visible()
-    else:
-        expect(page.get_by_role("alert")).to_contain_text(str(history.status_code))
+    history = page.get_by_role("region", name="History of “Has a history”")
+    expect(history).to_be_visible()
+    expect(history.get_by_role("listitem")).to_have_count(1)
+    expect(history.get_by_role("listitem")).to_contain_text("replace")
+    history.get_by_role("button", name=re.compile("^Play take of")).click()
+    expect(page.locator("#player")).to_have_attribute("src", re.compile("^blob:"))
+    history.get_by_role("button", name=re.compile("^Restore take of")).click()
+    expect(history).to_be_hidden()  # the page re-renders once the restore is done
+    assert site.api.get(f"{base}/file").content == original
+    takes = site.api.get(f"{base}/history").json()["takes"]
+    assert [t["reason"] for t in takes] == ["restore"]
+
+
+def test_audit_log_view_shows_the_accounts_writes(page, site: Site) -> None:
+    entry = site.seed("Audited phrase")
+    for _ in range(26):  # more than one page of the view (25)
+        r = site.api.put(f"/v1/agents/{AGENT}/audio-cache/{entry}/pin")
+        assert r.status_code == 200, r.text
+    sign_in(page, site)
     page.get_by_role("link", name="Audit log").click()
     expect(page).to_have_url(re.compile(r"view=audit"))
-    audit = site.api.get("/v1/accounts/acme/audit-log")
-    if audit.status_code == 200:
-        expect(page.get_by_role("region", name=re.compile("Audit log"))).to_be_visible()
-    else:
-        expect(page.get_by_role("alert")).to_contain_text(str(audit.status_code))
+    audit = page.get_by_role("region", name=re.compile("Audit log"))
+    expect(audit).to_be_visible()
+    total = site.api.get("/v1/accounts/acme/audit-log").json()["totalCount"]
+    expect(page.locator("#audit-title")).to_have_text(f"Audit log ({total} events)")
+    newest = audit.locator("#audit-rows tr").first
+    expect(newest).to_contain_text("pinAudioCacheEntry")
+    expect(newest).to_contain_text(entry)
+    expect(newest).to_contain_text("200")
+
+    # filters and the page are the view's URL
+    audit.get_by_label("Operation").fill("pinAudioCacheEntry")
+    audit.get_by_role("button", name="Filter events").click()
+    expect(page).to_have_url(re.compile(r"operation=pinAudioCacheEntry"))
+    pins = site.api.get(
+        "/v1/accounts/acme/audit-log", params={"operation": "pinAudioCacheEntry"}
+    ).json()["totalCount"]
+    assert pins >= 26
+    expect(page.locator("#audit-title")).to_have_text(f"Audit log ({pins} events)")
+    expect(page.locator("#audit-rows tr")).to_have_count(25)
+    for text in page.locator("#audit-rows tr").all_inner_texts():
+        assert "pinAudioCacheEntry" in text
+    page.get_by_role("button", name="Next events").click()
+    expect(page).to_have_url(re.compile(r"offset=25"))
+    expect(page.locator("#audit-page")).to_have_text(f"26\u2013{pins} of {pins}")
+    expect(page.get_by_role("button", name="Next events")).to_be_disabled()
+    page.go_back()
+    expect(page.locator("#audit-page")).to_have_text(f"1\u201325 of {pins}")
+
+    audit.get_by_label("From").fill("2099-01-01T00:00:00")
+    audit.get_by_role("button", name="Filter events").click()
+    expect(page.locator("#audit-title")).to_have_text("Audit log (0 events)")

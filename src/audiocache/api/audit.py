@@ -14,6 +14,7 @@ log shows every key's writes in the account, whatever resource they touched.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from audiocache.errors import InvalidFilter, NotFound
 from audiocache.models import AuditEvent, AuditQuery, Principal
 from audiocache.services import Services
 
+log = logging.getLogger("audiocache.audit")
 router = APIRouter(tags=["Audit log (audiocache)"])
 ADMIN = "*"
 MAX_LIMIT = 200
@@ -43,7 +45,12 @@ def recorder(audit: AuditLog) -> Callable[[Scope, int], Awaitable[None]]:
     """The observer's hook: the finished request's event into the audit log."""
 
     async def record(scope: Scope, status: int) -> None:
-        await audit.record(event_of(scope, status, audit.now()))
+        try:
+            await audit.record(event_of(scope, status, audit.now()))
+        except Exception:
+            # The response is out; the event stays queued (within the bound) for the next
+            # flush, which the background task retries.
+            log.exception("audit log write failed")
 
     return record
 

@@ -50,6 +50,7 @@ class AuditLog:
         self._pending: list[AuditEvent] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self.swept = asyncio.Event()  # set after each background sweep (tests wait on it)
 
     def now(self) -> datetime:
         return self.clock()
@@ -122,6 +123,7 @@ class AuditLog:
                     swept = await self.sweep()
                     if swept:
                         log.info("audit log: %d events past the retention deleted", swept)
+                    self.swept.set()
                 await self.flush()
             except Exception:
                 log.exception("audit log flush or sweep failed; will retry")

@@ -235,12 +235,24 @@ async function renderHistory(url, entry) {
   $("#history").scrollIntoView();
 }
 
+// The audit log (GET /v1/accounts/{accountId}/audit-log): filters and page are the URL.
+// From/To are the browser's local time, sent as UTC.
+const AUDIT_FILTERS = ["operation", "from", "to"];
+function utc(local) { return new Date(local).toISOString(); }
 async function renderAudit() {
   const params = view();
-  const query = new URLSearchParams({ limit: PAGE, offset: params.get("offset") || 0 });
+  const offset = Number(params.get("offset") || 0);
+  const query = new URLSearchParams({ limit: PAGE, offset });
   if (params.get("operation")) query.set("operation", params.get("operation"));
+  for (const name of ["from", "to"]) if (params.get(name)) query.set(name, utc(params.get(name)));
+  const form = $("#audit-filters");
+  for (const name of AUDIT_FILTERS) form.elements[name].value = params.get(name) || "";
   const log = await api("GET", `/v1/accounts/${encodeURIComponent(state.account)}/audit-log?${query}`);
   $("#audit-title").textContent = `Audit log (${log.totalCount} events)`;
+  $("#audit-page").textContent = log.totalCount
+    ? `${offset + 1}–${Math.min(offset + PAGE, log.totalCount)} of ${log.totalCount}` : "";
+  $("#audit-prev").disabled = offset === 0;
+  $("#audit-next").disabled = offset + PAGE >= log.totalCount;
   $("#audit-rows").replaceChildren(...log.events.map((e) => el("tr", {},
     el("td", { text: new Date(e.at).toLocaleString() }), el("td", { text: e.keyId }),
     el("td", { text: e.operation }), el("td", { text: e.agentId || "" }),
@@ -248,6 +260,18 @@ async function renderAudit() {
   $("#audit").hidden = false;
 }
 $("#audit-link").addEventListener("click", (e) => { e.preventDefault(); go(new URLSearchParams({ view: "audit" })); });
+$("#audit-filters").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const params = new URLSearchParams({ view: "audit" });
+  for (const [k, v] of new FormData(e.target)) if (v) params.set(k, v);
+  go(params);
+});
+$("#audit-prev").addEventListener("click", () => {
+  const p = view(); p.set("offset", Math.max(0, Number(p.get("offset") || 0) - PAGE)); go(p);
+});
+$("#audit-next").addEventListener("click", () => {
+  const p = view(); p.set("offset", Number(p.get("offset") || 0) + PAGE); go(p);
+});
 
 let uploadTarget = null;
 async function replaceWith(url, file) {
