@@ -97,6 +97,7 @@ entries = sa.Table(
             "language_code",
             "last_hit_at",
             "size_bytes",
+            "provider_voice_id",  # migration 0012
         )
     ),
     sqlite_autoincrement=True,  # ids are never reused: a deleted id stays deleted
