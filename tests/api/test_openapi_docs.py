@@ -144,3 +144,23 @@ async def test_docs_and_redoc_read_the_served_openapi(client: httpx.AsyncClient)
         assert f"/docs/static/{script}" in r.text and "/openapi.json" in r.text, page
         # the browser itself fetches from this origin only
         assert "default-src 'self'" in r.headers["content-security-policy"], page
+
+
+async def test_every_output_format_answers_in_a_documented_media_type(api: Api) -> None:
+    await api.create_agent("bot")
+    entry = await api.seed_entry("bot", "Documented formats")
+    schema = await _openapi(api.client)
+    download = schema["paths"]["/v1/agents/{agentId}/audio-cache/{entryId}/file"]["get"]
+    speak = schema["paths"]["/v1/agents/{agentId}/tts"]["post"]
+    for name in FORMATS:
+        r = await api.client.get(
+            f"/v1/agents/bot/audio-cache/{entry}/file",
+            params={"output_format": name},
+            headers=api.headers,
+        )
+        assert r.status_code == 200, (name, r.text[:200])
+        media_type = r.headers["content-type"].split(";")[0]
+        assert media_type in download["responses"]["200"]["content"], name
+        r = await api.speak("bot", "Documented formats", output_format=name)
+        assert r.status_code == 200, (name, r.text[:200])
+        assert r.headers["content-type"].split(";")[0] in speak["responses"]["200"]["content"]

@@ -187,6 +187,18 @@ def _annotate_string(schema: dict[str, Any], extra: dict[str, Any]) -> None:
             branch["items"].update(extra)
 
 
+def _document_audio_types(operation: dict[str, Any]) -> None:
+    """An ``output_format`` answers in its format's media type (``audio/basic``, ``audio/pcm``
+    …), not only ``audio/wav``: each is listed on the audio responses."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    types = sorted({fmt.media_type.split(";")[0] for fmt in FORMATS.values()})
+    for status in ("200", "206"):
+        content = operation.get("responses", {}).get(status, {}).get("content")
+        if content is not None and "audio/wav" in content:
+            for media_type in types:
+                content.setdefault(media_type, binary)
+
+
 def enrich(schema: dict[str, Any]) -> None:
     """Descriptions, parameter values and the error catalogue, into ``schema`` in place."""
     docs = _parameter_docs()
@@ -206,7 +218,16 @@ def enrich(schema: dict[str, Any]) -> None:
                 parameter.update({k: v for k, v in extra.items() if k != "enum"})
                 if enum:
                     _annotate_string(parameter["schema"], enum)
+                if parameter["name"] == "output_format":
+                    _document_audio_types(operation)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():  # output_format in the JSON body (/tts …)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            ref = (body or {}).get("schema", {}).get("$ref", "")
+            model = components.get(ref.rsplit("/", 1)[-1], {})
+            if "output_format" in model.get("properties", {}):
+                _document_audio_types(operation)
     for model in components.values():
         prop = model.get("properties", {}).get("output_format")
         if prop is not None:
