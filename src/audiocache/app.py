@@ -13,12 +13,15 @@ from audiocache import __version__
 from audiocache.api import (
     agents,
     audio_cache,
+    audit,
     curation,
+    history,
     openai_speech,
     operations,
     runtime_store,
     speak,
     stats,
+    transfer,
     voices,
     whoami,
 )
@@ -58,8 +61,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.services = services
     install_error_handlers(app)
     app.include_router(stats.router)  # before /{entryId} routes: 'stats' is no entry id
+    app.include_router(transfer.router)  # before /{entryId} routes too: 'export', 'import'
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
+    app.include_router(history.router)
     app.include_router(runtime_store.router)
     app.include_router(agents.router)
     app.include_router(speak.router)
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(openai_speech.router)
     app.include_router(whoami.router)
 
+    app.include_router(audit.router)
     app.include_router(operations.router)
     install_ui(app)
     install_docs(app)
@@ -77,6 +83,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         RequestObserver,
         metrics=services.metrics,
         access_log_enabled=services.settings.access_log,
+        audit=audit.recorder(services.audit),
     )
     app.add_middleware(CorrelationMiddleware)  # added last: outermost, around the hot path too
     return app

@@ -35,7 +35,7 @@ class Operation:
     operation_id: str
     permission: str | None
     method: str
-    path: str  # as the OpenAPI writes it: {agentId}, {entryId}, {accountId}, {voiceId}, {token}
+    path: str  # as the OpenAPI writes it: {agentId}, {entryId}, {takeId}, {accountId}, …
     success: int
     body: Callable[[], dict[str, Any]] = dict  # httpx request kwargs, built fresh per request
 
@@ -120,6 +120,12 @@ OPERATIONS = [
         _json({"phrases": [{"text": PHRASE}]}),
     ),
     Operation("storeAudioCache", WRITE, "POST", CACHE + "/store", 200, _store),
+    # take history
+    Operation("listAudioCacheEntryTakes", READ, "GET", ENTRY + "/history", 200),
+    Operation("downloadAudioCacheEntryTake", READ, "GET", ENTRY + "/history/{takeId}/file", 200),
+    Operation(
+        "restoreAudioCacheEntryTake", WRITE, "POST", ENTRY + "/history/{takeId}/restore", 200
+    ),
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
     Operation(
@@ -159,6 +165,8 @@ OPERATIONS = [
     # the signed sample link: the token is the credential, no key is asked for
     Operation("downloadVoiceSample", None, "GET", "/v1/voice-samples/{token}", 200),
     Operation("headDownloadVoiceSample", None, "HEAD", "/v1/voice-samples/{token}", 200),
+    # the account's audit log: an admin key (grant '*') only
+    Operation("listAuditLog", "*", "GET", "/v1/accounts/{accountId}/audit-log", 200),
     # operations: probes and the Prometheus scrape (open unless a metrics token is set)
     Operation("getHealth", None, "GET", "/healthz", 200),
     Operation("getReadiness", None, "GET", "/readyz", 200),
@@ -222,9 +230,18 @@ def assert_error(response: httpx.Response, status: int, code: str, method: str) 
 
 @pytest.fixture
 async def params(api: Api) -> dict[str, str]:
-    """Real ids for the path parameters: an agent with one entry, and a library voice."""
+    """Real ids for the path parameters: an agent with one entry (replaced once, so it has
+    an earlier take), and a library voice."""
     await api.create_agent(AGENT)
     entry = await api.seed_entry(AGENT, PHRASE)
+    r = await api.client.patch(
+        f"/v1/agents/{AGENT}/audio-cache/{entry}/file",
+        content=sine_wav(freq=300.0),
+        headers={**api.headers, "Content-Type": "audio/wav"},
+    )
+    assert r.status_code == 204, r.text
+    r = await api.client.get(f"/v1/agents/{AGENT}/audio-cache/{entry}/history", headers=api.headers)
+    take = r.json()["takes"][0]["id"]
     r = await api.client.post(
         f"/v1/accounts/{ACCOUNT}/voice-library",
         json={**NEW_VOICE, "providerVoiceId": "en-us"},
@@ -232,7 +249,13 @@ async def params(api: Api) -> dict[str, str]:
     )
     assert r.status_code == 200, r.text
     voice = r.json()["voice"]["id"]
-    return {"agentId": AGENT, "entryId": entry, "accountId": ACCOUNT, "voiceId": voice}
+    return {
+        "agentId": AGENT,
+        "entryId": entry,
+        "takeId": take,
+        "accountId": ACCOUNT,
+        "voiceId": voice,
+    }
 
 
 async def sample_token(api: Api, params: dict[str, str]) -> str:
@@ -263,8 +286,8 @@ async def key_for(api: Api, caller: str, op: Operation) -> str | None:
         return await revoked_key(api)
     if caller == "lacks-permission":
         return await api.new_key(set(ALL_GRANTS) - {op.permission})
-    if caller == "other-account":
-        return await api.new_key(ALL_GRANTS, account="globex")
+    if caller == "other-account":  # every permission, the admin grant too
+        return await api.new_key({*ALL_GRANTS, "*"}, account="globex")
     assert caller == "permitted"
     assert op.permission is not None
     return await api.new_key({op.permission})  # exactly that permission, nothing else

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from audiocache.api.audio_response import BlobResponse, audio_response
-from audiocache.api.deps import ServicesDep, caller
+from audiocache.api.deps import RouteSpec, ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json, parse_json_text, sanitize_filename
 from audiocache.api.schemas import (
@@ -34,8 +34,10 @@ from audiocache.errors import (
 from audiocache.models import EntryQuery, Principal
 from audiocache.services import Services
 
-router = APIRouter(prefix="/v1/agents/{agentId}/audio-cache", tags=["Audio Cache"])
+PREFIX = "/v1/agents/{agentId}/audio-cache"
+router = APIRouter(prefix=PREFIX, tags=["Audio Cache"])
 READ, WRITE = "audio_cache:read", "audio_cache:write"
+DOWNLOAD = RouteSpec(PREFIX, "/{entryId}/file", READ)  # also answered by api/hot_path.py
 
 
 @router.get(
@@ -66,7 +68,7 @@ async def list_entries(
 ) -> ListAudioCacheResponse:
     query = EntryQuery(limit, offset, parse_sort(sort), parse_filters(filter or []))
     agent = await services.agents.owned(principal.account_id, agentId)
-    found, total = await services.cache.list_entries(agent.id, query)
+    found, total = await services.curation.list_entries(agent.id, query)
     return ListAudioCacheResponse(
         entries=[AudioCacheEntry.of(e) for e in found],
         totalCount=total,
@@ -88,13 +90,13 @@ async def delete_entry(
 ) -> DeleteAudioCacheEntryResponse:
     entry_id = parse_entry_id(entryId)
     agent = await services.agents.owned(principal.account_id, agentId)
-    if not await services.cache.delete_entries(agent.id, [entry_id]):
+    if not await services.curation.delete_entries(agent.id, [entry_id]):
         raise NotFound("Audio cache entry not found")
     return DeleteAudioCacheEntryResponse(success=True)
 
 
 @router.head(
-    "/{entryId}/file",
+    DOWNLOAD.path,
     operation_id="headAudioCacheFile",  # one operationId per method: OpenAPI wants them unique
     response_model=None,
     summary="Headers of the cached audio file",
@@ -106,7 +108,7 @@ async def delete_entry(
     },
 )
 @router.get(
-    "/{entryId}/file",
+    DOWNLOAD.path,
     operation_id="downloadAudioCacheFile",
     response_model=None,
     summary="Download cached audio file",
@@ -129,7 +131,7 @@ async def download_file(
             max_length=32,
         ),
     ] = None,
-    principal: Principal = caller(READ),
+    principal: Principal = DOWNLOAD.caller(),
     services: Services = ServicesDep,
 ) -> BlobResponse:
     return await file_response(
@@ -193,8 +195,8 @@ async def replace_file(
         filename = sanitize_filename(_header_text(x_filename), f"{entry_id}.wav")
         parse_wav(wav)  # 400 before 404, as the contract orders the checks
         agent = await services.agents.owned(principal.account_id, agentId)
-        entry = await services.cache.get_entry(agent.id, entry_id)
-        await services.cache.replace_audio(entry, wav, filename)
+        entry = await services.curation.get_entry(agent.id, entry_id)
+        await services.curation.replace_audio(entry, wav, filename)
     return Response(status_code=204)
 
 
@@ -247,8 +249,8 @@ async def replace_details(
         filename = sanitize_filename(_header_text(x_filename) or form.filename, f"{entry_id}.wav")
         parse_wav(form.wav)
         agent = await services.agents.owned(principal.account_id, agentId)
-        entry = await services.cache.get_entry(agent.id, entry_id)
-        await services.cache.replace_details(
+        entry = await services.curation.get_entry(agent.id, entry_id)
+        await services.curation.replace_details(
             entry, form.wav, filename, settings.text, settings.config.as_config()
         )
     return Response(status_code=204)
@@ -275,8 +277,9 @@ async def synthesize_preview(
     entry_id = parse_entry_id(entryId)
     body = await parse_json(request, SynthesizeAudioRequest)
     agent = await services.agents.owned(principal.account_id, agentId)
-    entry = await services.cache.get_entry(agent.id, entry_id)
-    audio = await services.cache.preview(entry, body.text, body.config.as_config(), body.language)
+    entry = await services.curation.get_entry(agent.id, entry_id)
+    config = body.config.as_config()
+    audio = await services.curation.preview(entry, body.text, config, body.language)
     return Response(audio, media_type="audio/wav")
 
 
@@ -302,7 +305,8 @@ async def bulk_delete(
             numeric[raw] = parse_entry_id(raw)
         except InvalidId:
             continue
-    deleted_ids = set(await services.cache.delete_entries(agent.id, sorted(set(numeric.values()))))
+    ids = sorted(set(numeric.values()))
+    deleted_ids = set(await services.curation.delete_entries(agent.id, ids))
     deleted: list[str] = []
     failed: list[str] = []
     seen: set[str] = set()

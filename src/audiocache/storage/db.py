@@ -29,9 +29,13 @@ class Database:
     """The engines, point reader and driver quirks come from the URL's dialect
     (``dialects.py``); everything else is the same on every database."""
 
-    def __init__(self, url: str, *, busy_timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4
+    ) -> None:
         self.url = url
-        self.dialect = dialect_for(url, busy_timeout_seconds=busy_timeout_seconds)
+        self.dialect = dialect_for(
+            url, busy_timeout_seconds=busy_timeout_seconds, read_threads=read_threads
+        )
         self.is_sqlite = self.dialect.name == "sqlite"
         self.engine = self.dialect.engine
         self.write_engine = self.dialect.write_engine
@@ -56,6 +60,14 @@ class Database:
         async with self.read() as conn:
             row = (await conn.execute(statement, params)).first()
         return row._mapping if row is not None else None
+
+    async def generation(self) -> object | None:
+        """A value that changes whenever anything is committed to the database, by any
+        connection of any instance; None where it cannot be known (the hot path's memo,
+        ``cache/memo.py``, is then not used)."""
+        if self.point_reader is None:
+            return None
+        return await self.point_reader.generation()
 
     async def all(
         self, statement: sa.Executable, params: dict[str, Any] | None = None
