@@ -4,7 +4,7 @@
 
 Serves the app on a free loopback port with the fake engine and a throwaway data folder,
 seeds one agent with a few phrases, signs in and photographs: the sign-in form, the cache
-table, the edit dialog, the stats and policy panels.
+table, the edit dialog, the stats and policy panels, a filtered view and /docs.
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ def main() -> None:
         page.goto(f"{url}/ui/")
         page.screenshot(path=out / "sign-in.png")
         page.get_by_label("API key").fill(key)
-        page.get_by_label("Account").fill("acme")
         page.get_by_role("button", name="Sign in").click()
         page.locator("#rows tr").first.wait_for()
         page.screenshot(path=out / "cache-table.png", full_page=True)
@@ -89,6 +88,12 @@ def main() -> None:
         page.get_by_role("button", name="Cancel").click()
         page.get_by_role("region", name="Stats").screenshot(path=out / "stats.png")
         page.locator("#policy-panel").screenshot(path=out / "policy.png")
+        page.goto(f"{url}/ui/?agent=bot&sort=voice%3Aasc&q=the")  # a view is a URL
+        page.locator("#rows tr").first.wait_for()
+        page.screenshot(path=out / "filtered.png")
+        page.goto(f"{url}/docs")  # the OpenAPI, from the package's own files
+        page.locator(".opblock").first.wait_for()
+        page.screenshot(path=out / "api-docs.png")
         browser.close()
     server.should_exit = True
     print(f"screenshots in {out}")

@@ -73,6 +73,7 @@ SORT_KEYS = {
     "transcript": lambda e: e["transcript"],
     "provider": lambda e: e["provider"],
     "language_code": lambda e: e["languageCode"],
+    "voice": lambda e: e["providerVoiceId"],
 }
 
 

@@ -57,7 +57,6 @@ def test_delete_asks_then_deletes(page, site: Site) -> None:
 def test_api_errors_are_shown_in_words(page, site: Site) -> None:
     page.goto(f"{site.url}/ui/")
     page.get_by_label("API key").fill("not-a-key")
-    page.get_by_label("Account").fill("acme")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("401")
 
@@ -165,8 +164,6 @@ def test_keyboard_alone_signs_in_and_pins(page, site: Site) -> None:
     page.goto(f"{site.url}/ui/")
     expect(page.get_by_label("API key")).to_be_focused()
     page.keyboard.type(site.key)
-    page.keyboard.press("Tab")
-    page.keyboard.type("acme")
     page.keyboard.press("Enter")
     pin = page.get_by_role("button", name="Pin “Keyboard only”", exact=True)
     pin.focus()

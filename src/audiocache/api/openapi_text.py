@@ -59,6 +59,15 @@ DESCRIPTIONS: dict[str, str] = {
     "release); adds no hit, count or TTL refresh. " + _READ,
     "storeAudioCache": "Stores audio a runtime synthesized itself (multipart `file` + "
     "`settings`) under the phrase's canonical key, so the next lookup is a hit. " + _WRITE,
+    "exportAudioCache": "Streams the agent's entries and their audio as a tar archive "
+    "(`audio/<sha256>.wav` and `manifest.json`), for a backup or a move to another "
+    "installation. " + _READ,
+    "importAudioCache": "Restores an export archive into the agent (at most "
+    "`AUDIOCACHE_TRANSFER_MAX_ARCHIVE_BYTES`); idempotent, what is there already is left "
+    "unchanged; a damaged archive is refused whole (400 `INVALID_ARCHIVE`). " + _WRITE,
+    "uploadAudioCacheTakes": "Bulk takes: an archive (tar or zip) of WAVs with a CSV or JSON "
+    "mapping file → transcript. Each take replaces the audio of its transcript's entries, or "
+    "is stored as a new pinned entry (`voice`, `language`: default the agent's). " + _WRITE,
     "listAgents": "The account's agents. The account must be the key's own; another "
     "account's answers as unknown (404). " + _AGENTS_READ,
     "createAgent": "Creates an agent with its greeting, language and default voice "
@@ -187,6 +196,18 @@ def _annotate_string(schema: dict[str, Any], extra: dict[str, Any]) -> None:
             branch["items"].update(extra)
 
 
+def _document_audio_types(operation: dict[str, Any]) -> None:
+    """An ``output_format`` answers in its format's media type (``audio/basic``, ``audio/pcm``
+    …), not only ``audio/wav``: each is listed on the audio responses."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    types = sorted({fmt.media_type.split(";")[0] for fmt in FORMATS.values()})
+    for status in ("200", "206"):
+        content = operation.get("responses", {}).get(status, {}).get("content")
+        if content is not None and "audio/wav" in content:
+            for media_type in types:
+                content.setdefault(media_type, binary)
+
+
 def enrich(schema: dict[str, Any]) -> None:
     """Descriptions, parameter values and the error catalogue, into ``schema`` in place."""
     docs = _parameter_docs()
@@ -206,7 +227,16 @@ def enrich(schema: dict[str, Any]) -> None:
                 parameter.update({k: v for k, v in extra.items() if k != "enum"})
                 if enum:
                     _annotate_string(parameter["schema"], enum)
+                if parameter["name"] == "output_format":
+                    _document_audio_types(operation)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():  # output_format in the JSON body (/tts …)
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            ref = (body or {}).get("schema", {}).get("$ref", "")
+            model = components.get(ref.rsplit("/", 1)[-1], {})
+            if "output_format" in model.get("properties", {}):
+                _document_audio_types(operation)
     for model in components.values():
         prop = model.get("properties", {}).get("output_format")
         if prop is not None:

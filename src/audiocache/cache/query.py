@@ -1,6 +1,6 @@
 """Parse the list endpoint's ``sort`` and ``filter`` expressions (pure, no I/O).
 
-sort:   ``field:asc|desc`` joined by commas, e.g. ``hit_count:desc,id:asc``.
+sort:   ``field:asc|desc`` joined by commas, e.g. ``hit_count:desc,id:asc`` or ``voice:asc``.
 filter: ``field:op:value`` clauses joined by `` and `` or repeated parameters, e.g.
         ``transcript:contains:thank you``, ``provider:eq:espeak``, ``imported:eq:true``.
 Anything unparseable raises; nothing falls back to a silent default.
@@ -30,6 +30,7 @@ SORT_FIELDS = {
     "last_hit_at": "last_hit_at",
     "lasthitat": "last_hit_at",
     "size": "size_bytes",
+    "voice": "provider_voice_id",
 }
 
 TEXT_FILTERS = {

@@ -44,6 +44,7 @@ _SORT_KEYS: dict[str, sa.ColumnElement[Any]] = {
     "language_code": entries.c.language_code,
     "last_hit_at": entries.c.last_hit_at,
     "size_bytes": entries.c.size_bytes,
+    "provider_voice_id": entries.c.provider_voice_id,
 }
 
 

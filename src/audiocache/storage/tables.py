@@ -107,6 +107,7 @@ entries = sa.Table(
             "language_code",
             "last_hit_at",
             "size_bytes",
+            "provider_voice_id",  # migration 0015_voice_sort
         )
     ),
     sqlite_autoincrement=True,  # ids are never reused: a deleted id stays deleted

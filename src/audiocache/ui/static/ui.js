@@ -60,6 +60,8 @@ async function render() {
   $("#cache").hidden = true; $("#stats").hidden = true; $("#policy-panel").hidden = true;
   $("#history").hidden = true; $("#audit").hidden = true;
   $("#audit-link").hidden = !signedIn;
+  $("#whoami").hidden = !signedIn;
+  $("#whoami").textContent = signedIn ? `Account ${state.account}` : "";
   $("#agents").replaceChildren();
   if (!signedIn) { $("#key").focus(); return; }
   await guarded(async () => {
@@ -341,13 +343,19 @@ async function download(url, entry) {
   document.body.append(link); link.click(); link.remove();
 }
 
+// Sign-in needs the key alone: GET /v1/whoami tells its account (any valid key may ask).
 $("#sign-in").addEventListener("submit", (e) => {
   e.preventDefault();
-  state.key = $("#key").value.trim(); state.account = $("#account").value.trim();
-  sessionStorage.setItem("audiocache.key", state.key);
-  sessionStorage.setItem("audiocache.account", state.account);
-  $("#key").value = "";
-  render();
+  guarded(async () => {
+    state.key = $("#key").value.trim();
+    let me;
+    try { me = await api("GET", "/v1/whoami"); } catch (err) { state.key = null; throw err; }
+    state.account = me.accountId;
+    sessionStorage.setItem("audiocache.key", state.key);
+    sessionStorage.setItem("audiocache.account", state.account);
+    $("#key").value = "";
+    await render();
+  });
 });
 $("#sign-out").addEventListener("click", () => {
   sessionStorage.removeItem("audiocache.key"); sessionStorage.removeItem("audiocache.account");
