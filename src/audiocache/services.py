@@ -20,6 +20,7 @@ from audiocache.cache.signing import Signer
 from audiocache.cache.tuning_audit import audit_stored_tuning
 from audiocache.cache.variants import VariantCache
 from audiocache.cache.voices import VoiceLibrary
+from audiocache.cache.word_timings import WordTimings
 from audiocache.config import Settings
 from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
@@ -35,6 +36,7 @@ from audiocache.storage.leases_repo import LeaseRepository
 from audiocache.storage.lookups_repo import LookupRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
+from audiocache.storage.word_timings_repo import WordTimingRepository
 from audiocache.tts.base import Engine, EngineRegistry
 from audiocache.tts.espeak import EspeakEngine
 from audiocache.tts.pool import Budget, pooled
@@ -75,6 +77,7 @@ class Services:
     evictor: Evictor
     stats: LookupRepository
     metrics: Metrics
+    word_timings: WordTimings
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -191,6 +194,7 @@ def build_services(
         evictor=evictor,
         stats=stats,
         metrics=metrics,
+        word_timings=WordTimings(WordTimingRepository(db), settings.max_word_timestamps),
     )
 
 

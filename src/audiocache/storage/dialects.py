@@ -64,9 +64,7 @@ class Dialect(Protocol):
     async def close(self) -> None: ...
 
 
-def dialect_for(
-    url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4
-) -> Dialect:
+def dialect_for(url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4) -> Dialect:
     if url.startswith("sqlite"):
         return SqliteDialect(url, busy_timeout_seconds, read_threads)
     if url.startswith("postgresql"):
