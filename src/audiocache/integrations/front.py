@@ -16,7 +16,7 @@ import wave
 from dataclasses import dataclass, field
 
 from audiocache.audio.wav import build_wav
-from audiocache.integrations.client import AudioCacheClient, Phrase
+from audiocache.integrations.client import AudioCacheClient, CachedTake, Phrase, Word
 from audiocache.integrations.stats import CacheStats
 
 __all__ = ["DEFAULT_MAX_PENDING_STORES", "CacheFront", "CachedAudio", "LiveTake"]
@@ -26,16 +26,22 @@ DEFAULT_MAX_PENDING_STORES = 8
 
 @dataclass(frozen=True)
 class CachedAudio:
-    """A hit: interleaved int16 PCM."""
+    """A hit: interleaved int16 PCM, and the take's word timestamps (if it has any)."""
 
     pcm: bytes
     sample_rate: int
     channels: int = 1
+    words: tuple[Word, ...] = ()
 
     @classmethod
-    def of_wav(cls, wav: bytes) -> CachedAudio:
-        with wave.open(io.BytesIO(wav)) as w:
-            return cls(w.readframes(w.getnframes()), w.getframerate(), w.getnchannels())
+    def of_take(cls, take: CachedTake) -> CachedAudio:
+        with wave.open(io.BytesIO(take.wav)) as w:
+            pcm, rate, channels = w.readframes(w.getnframes()), w.getframerate(), w.getnchannels()
+        return cls(pcm, rate, channels, take.words)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / (2 * self.channels * self.sample_rate)
 
 
 @dataclass
@@ -46,6 +52,7 @@ class LiveTake:
     chunks: list[bytes] = field(default_factory=list)
     sample_rate: int = 0
     channels: int = 1
+    words: list[Word] = field(default_factory=list)
 
     def add(self, pcm: bytes, sample_rate: int, channels: int = 1) -> None:
         if not self.chunks:
@@ -55,8 +62,20 @@ class LiveTake:
         self.chunks.append(pcm)
 
     @property
+    def seconds(self) -> float:
+        frame = 2 * self.channels * self.sample_rate
+        return sum(len(c) for c in self.chunks) / frame if frame else 0.0
+
+    @property
     def complete(self) -> bool:
         return bool(self.chunks and self.sample_rate and self.phrase.text)
+
+    def add_word(self, text: str, start: float, end: float | None = None) -> None:
+        """A word the engine timed (seconds from the take's start); one out of order or
+        negative is left out, so the words the cache keeps are always in time order."""
+        last = self.words[-1].start if self.words else 0.0
+        if text.strip() and start >= last and (end is None or end >= start):
+            self.words.append(Word(text, start, end))
 
     def wav(self) -> bytes:
         return build_wav(
@@ -68,9 +87,15 @@ class CacheFront:
     """One cache client, its counters and its background stores."""
 
     def __init__(
-        self, cache: AudioCacheClient, *, max_pending_stores: int = DEFAULT_MAX_PENDING_STORES
+        self,
+        cache: AudioCacheClient,
+        *,
+        max_pending_stores: int = DEFAULT_MAX_PENDING_STORES,
+        words: bool = False,
     ) -> None:
+        """``words``: ask lookups for the take's word timestamps too."""
         self.cache = cache
+        self.words = words
         self.max_pending_stores = max_pending_stores
         self.stats = CacheStats()
         self._stores: set[asyncio.Task[None]] = set()
@@ -81,20 +106,22 @@ class CacheFront:
 
     async def lookup(self, phrase: Phrase, sample_rate: int) -> CachedAudio | None:
         """The cached audio at ``sample_rate``, or None: synthesize live (and count why)."""
-        wav = None
+        take = None
         if phrase.text:
             try:
-                wav = await asyncio.wait_for(
-                    self.cache.lookup(phrase, output_format=f"wav_{sample_rate}"),
+                take = await asyncio.wait_for(
+                    self.cache.lookup_take(
+                        phrase, output_format=f"wav_{sample_rate}", words=self.words
+                    ),
                     self.cache.lookup_budget_s,
                 )
             except Exception:  # fail-open: any cache trouble means "synthesize live"
                 self.stats.fail_open += 1
-        if wav is None:
+        if take is None:
             self.stats.misses += 1
             return None
         try:
-            audio = CachedAudio.of_wav(wav)
+            audio = CachedAudio.of_take(take)
         except (wave.Error, EOFError):  # not a WAV we can play: live instead
             self.stats.fail_open += 1
             self.stats.misses += 1
@@ -109,13 +136,13 @@ class CacheFront:
         if len(self._stores) >= self.max_pending_stores:
             self.stats.fail_open += 1  # the cache is slow: never queue without bound
             return
-        task = asyncio.create_task(self._store(take.phrase, take.wav()))
+        task = asyncio.create_task(self._store(take.phrase, take.wav(), tuple(take.words)))
         self._stores.add(task)
         task.add_done_callback(self._stores.discard)
 
-    async def _store(self, phrase: Phrase, wav: bytes) -> None:
+    async def _store(self, phrase: Phrase, wav: bytes, words: tuple[Word, ...]) -> None:
         try:
-            if (await self.cache.store(phrase, wav)).created:
+            if (await self.cache.store(phrase, wav, words)).created:
                 self.stats.stored += 1
         except Exception:
             self.stats.fail_open += 1

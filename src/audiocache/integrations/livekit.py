@@ -16,10 +16,15 @@ import uuid
 from typing import Any
 
 from livekit.agents import tokenize, tts, utils
-from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
+from livekit.agents.types import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    NOT_GIVEN,
+    USERDATA_TIMED_TRANSCRIPT,
+    APIConnectOptions,
+)
 from livekit.agents.voice.io import TimedString
 
-from audiocache.integrations.client import AudioCacheClient
+from audiocache.integrations.client import AudioCacheClient, Word
 from audiocache.integrations.front import DEFAULT_MAX_PENDING_STORES, CacheFront, LiveTake
 from audiocache.integrations.stats import CacheStats
 
@@ -45,7 +50,11 @@ class CachedTTS(tts.TTS[None]):
             num_channels=wrapped.num_channels,
         )
         self.wrapped = wrapped
-        self.front = CacheFront(cache, max_pending_stores=max_pending_stores)
+        self.front = CacheFront(
+            cache,
+            max_pending_stores=max_pending_stores,
+            words=wrapped.capabilities.aligned_transcript,
+        )
         self.voice = voice
         self.language = language
         self.sentence_tokenizer = sentence_tokenizer or tokenize.blingfire.SentenceTokenizer(
@@ -79,25 +88,51 @@ class CachedTTS(tts.TTS[None]):
         await self.front.drain()
 
     async def speak(
-        self, text: str, emitter: tts.AudioEmitter, conn_options: APIConnectOptions
+        self,
+        text: str,
+        emitter: tts.AudioEmitter,
+        conn_options: APIConnectOptions,
+        *,
+        offset: float = 0.0,
+        mark_sentence: bool = False,
     ) -> float:
         """One text into ``emitter`` (already initialized at this TTS's format), from the
-        cache or live; returns the seconds of audio pushed."""
+        cache or live; returns the seconds of audio pushed. Word timestamps (``TimedString``)
+        go along, ``offset`` seconds later: a hit's stored ones, a miss's from the wrapped
+        TTS; with ``mark_sentence``, a text without them is marked as one timed string."""
         phrase = self.front.phrase(text, self.voice, self.language)
         hit = await self.front.lookup(phrase, self.sample_rate)
         if hit is not None:
+            if hit.words:
+                emitter.push_timed_transcript([_timed(w, offset) for w in hit.words])
+            elif mark_sentence:
+                emitter.push_timed_transcript(TimedString(text=text, start_time=offset))
             emitter.push(hit.pcm)
-            return len(hit.pcm) / (2 * hit.channels * hit.sample_rate)
+            return hit.seconds
+        if mark_sentence and not self.wrapped.capabilities.aligned_transcript:
+            emitter.push_timed_transcript(TimedString(text=text, start_time=offset))
         take = LiveTake(phrase)
         async with self.wrapped.synthesize(text, conn_options=conn_options) as live:
             async for event in live:
                 frame = event.frame
-                take.add(frame.data.tobytes(), frame.sample_rate, frame.num_channels)
+                for word in frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, ()):
+                    if utils.is_given(word.start_time):
+                        end = word.end_time if utils.is_given(word.end_time) else None
+                        take.add_word(str(word), word.start_time, end)
+                        emitter.push_timed_transcript(_timed(take.words[-1], offset))
+                data = frame.data.tobytes()
+                if event.is_final and frame.duration <= 0.01 and not any(data):
+                    continue  # the end-of-segment marker of the wrapped TTS's emitter
+                take.add(data, frame.sample_rate, frame.num_channels)
                 emitter.push_frame(frame)
         # Reached only when the text completed: an interruption cancels this task.
         self.front.store(take)
-        seconds = sum(len(c) for c in take.chunks) / (2 * take.channels * take.sample_rate or 1)
-        return seconds
+        return take.seconds
+
+
+def _timed(word: Word, offset: float) -> TimedString:
+    end = NOT_GIVEN if word.end is None else word.end + offset
+    return TimedString(text=word.text, start_time=word.start + offset, end_time=end)
 
 
 class _CachedChunkedStream(tts.ChunkedStream):
@@ -141,13 +176,16 @@ class _CachedSynthesizeStream(tts.SynthesizeStream):
         async def synthesize() -> None:
             elapsed = 0.0
             async for event in sentences:
-                output_emitter.push_timed_transcript(
-                    TimedString(text=event.token, start_time=elapsed)
-                )
-                if not event.token.strip():
+                if not (text := event.token.strip()):
                     continue
                 self._mark_started()
-                elapsed += await owner.speak(event.token, output_emitter, self._conn_options)
+                elapsed += await owner.speak(
+                    text,
+                    output_emitter,
+                    self._conn_options,
+                    offset=elapsed,
+                    mark_sentence=True,
+                )
                 output_emitter.flush()
 
         tasks = [asyncio.create_task(forward_input()), asyncio.create_task(synthesize())]
