@@ -78,6 +78,16 @@ async def test_a_take_without_words_has_none_and_a_replaced_take_loses_them(api:
     assert words_of(await lookup(api, "Timed take", word_timestamps=True)) is None
 
 
+async def test_two_phrases_with_the_same_audio_keep_their_own_words(api: Api) -> None:
+    await api.create_agent(AGENT)
+    wav = sine_wav(1.0)
+    assert (await store(api, "Welcome to the bänk.", wav, words=WORDS)).json()["created"]
+    other = [{"text": "Goodbye", "start": 0.1}]
+    assert (await store(api, "Goodbye", wav, words=other)).json()["created"]
+    assert words_of(await lookup(api, "Goodbye", word_timestamps=True)) == [["Goodbye", 0.1, None]]
+    assert len(words_of(await lookup(api, "Welcome to the bänk.", word_timestamps=True))) == 4
+
+
 async def test_bad_words_are_400_invalid_settings_and_store_nothing(api: Api) -> None:
     await api.create_agent(AGENT)
     wav = sine_wav(1.0)
@@ -106,9 +116,10 @@ async def test_words_are_collected_with_their_blob(api: Api) -> None:
     r = await store(api, "Short lived", sine_wav(1.0), words=WORDS)
     entry_id = r.json()["entry"]["id"]
     agent = await api.services.agents.owned("acme", AGENT)
-    sha = (await api.services.entries.get(agent.id, int(entry_id))).blob_sha256
-    assert await api.services.word_timings.repo.get(sha) is not None
+    entry = await api.services.entries.get(agent.id, int(entry_id))
+    sha, key = entry.blob_sha256, entry.cache_key
+    assert await api.services.word_timings.repo.get(sha, key) is not None
     deleted = await api.client.delete(f"{CACHE}/{entry_id}", headers=api.headers)
     assert deleted.status_code == 200, deleted.text
     await sweep_pending(api.services.db, api.services.blobs)
-    assert await api.services.word_timings.repo.get(sha) is None
+    assert await api.services.word_timings.repo.get(sha, key) is None

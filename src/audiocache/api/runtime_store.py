@@ -136,7 +136,7 @@ async def lookup(
     stored = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
     headers = {"X-Audio-Cache": "hit", "X-Audio-Cache-Entry-Id": str(entry.id)}
     if body.word_timestamps:
-        words = await services.word_timings.header(entry.blob_sha256)
+        words = await services.word_timings.header(entry.blob_sha256, entry.cache_key)
         if words is not None:
             headers[WORDS_HEADER] = words
     return await audio_response(services.blobs, stored, extra_headers=headers)

@@ -136,6 +136,6 @@ async def _keep_words(
     if timings is None or not words:
         return
     try:
-        await timings.keep(entry.blob_sha256, words)
+        await timings.keep(entry.blob_sha256, entry.cache_key, words)
     except StorageUnavailable as exc:  # the audio is stored; a hit then replays no words
         log.warning("could not keep the word timestamps of entry %s: %s", entry.id, exc.message)

@@ -98,10 +98,10 @@ class WordTimings:
     def validate(self, raw: Sequence[Any], duration: float) -> list[WordTiming]:
         return validate_words(raw, duration, self.max_words)
 
-    async def keep(self, blob_sha256: str, words: Sequence[WordTiming]) -> None:
+    async def keep(self, blob_sha256: str, cache_key: str, words: Sequence[WordTiming]) -> None:
         if words:
-            await self.repo.put(blob_sha256, encode(words))
+            await self.repo.put(blob_sha256, cache_key, encode(words))
 
-    async def header(self, blob_sha256: str) -> str | None:
+    async def header(self, blob_sha256: str, cache_key: str) -> str | None:
         """The lookup's ``X-Audio-Word-Timestamps`` value, or None: no timings kept."""
-        return await self.repo.get(blob_sha256)
+        return await self.repo.get(blob_sha256, cache_key)

@@ -19,7 +19,13 @@ from audiocache.audio.wav import build_wav
 from audiocache.integrations.client import AudioCacheClient, CachedTake, Phrase, Word
 from audiocache.integrations.stats import CacheStats
 
-__all__ = ["DEFAULT_MAX_PENDING_STORES", "CacheFront", "CachedAudio", "LiveTake"]
+__all__ = [
+    "DEFAULT_MAX_PENDING_STORES",
+    "CacheFront",
+    "CachedAudio",
+    "LiveTake",
+    "approximate_words",
+]
 
 DEFAULT_MAX_PENDING_STORES = 8
 
@@ -81,6 +87,18 @@ class LiveTake:
         return build_wav(
             b"".join(self.chunks), sample_rate=self.sample_rate, channels=self.channels
         )
+
+
+def approximate_words(text: str, seconds: float) -> tuple[Word, ...]:
+    """Words spread over ``seconds`` by their length: for a hit whose take has no timings,
+    spoken by a plugin whose framework expects them (captions, interruption bookkeeping)."""
+    words = text.split()
+    total = sum(len(w) + 1 for w in words)
+    timed, at = [], 0
+    for word in words:
+        timed.append(Word(word, seconds * at / total))
+        at += len(word) + 1
+    return tuple(timed)
 
 
 class CacheFront:

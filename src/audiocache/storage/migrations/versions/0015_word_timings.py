@@ -1,4 +1,4 @@
-"""Word timestamps of stored takes, keyed by blob (the runtime store route keeps them).
+"""Word timestamps of stored takes, keyed by blob and cache key (kept by the runtime store).
 
 Revision ID: 0015_word_timings
 Revises: 0011_take_history
@@ -15,6 +15,7 @@ def upgrade() -> None:
     op.create_table(
         "audio_cache_word_timings",
         sa.Column("blob_sha256", sa.String(64), primary_key=True),
+        sa.Column("cache_key", sa.String(64), primary_key=True),
         sa.Column("words_json", sa.Text, nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
     )
