@@ -24,8 +24,15 @@ from livekit.agents.types import (
 )
 from livekit.agents.voice.io import TimedString
 
-from audiocache.integrations.client import AudioCacheClient, Word
-from audiocache.integrations.front import DEFAULT_MAX_PENDING_STORES, CacheFront, LiveTake
+from audiocache.audio.joins import DEFAULT_PAUSE_MS
+from audiocache.integrations.client import AudioCacheClient, Phrase, Word
+from audiocache.integrations.front import (
+    DEFAULT_MAX_PENDING_STORES,
+    CacheFront,
+    LiveTake,
+    clause_audio,
+    clauses_of,
+)
 from audiocache.integrations.stats import CacheStats
 
 __all__ = ["CachedTTS"]
@@ -41,9 +48,13 @@ class CachedTTS(tts.TTS[None]):
         language: str | None = None,
         max_pending_stores: int = DEFAULT_MAX_PENDING_STORES,
         sentence_tokenizer: tokenize.SentenceTokenizer | None = None,
+        clauses: bool = False,
+        clause_pause_ms: int = DEFAULT_PAUSE_MS,
     ) -> None:
         """``max_pending_stores`` (default 8) bounds the stores running in the background;
-        past it a finished miss is not stored (counted in ``stats.fail_open``)."""
+        past it a finished miss is not stored (counted in ``stats.fail_open``). ``clauses``:
+        cache per clause (split at , ; : and dashes) and join them (``front.clause_audio``);
+        a text with a missing clause then plays once that clause is synthesized (mono)."""
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=True, aligned_transcript=True),
             sample_rate=wrapped.sample_rate,
@@ -57,6 +68,8 @@ class CachedTTS(tts.TTS[None]):
         )
         self.voice = voice
         self.language = language
+        self.clauses = clauses
+        self.clause_pause_ms = clause_pause_ms
         self.sentence_tokenizer = sentence_tokenizer or tokenize.blingfire.SentenceTokenizer(
             retain_format=True
         )
@@ -101,6 +114,10 @@ class CachedTTS(tts.TTS[None]):
         go along, ``offset`` seconds later: a hit's stored ones, a miss's from the wrapped
         TTS; with ``mark_sentence``, a text without them is marked as one timed string."""
         phrase = self.front.phrase(text, self.voice, self.language)
+        if self.clauses and self.num_channels == 1 and len(clauses := clauses_of(text)) > 1:
+            return await self._speak_clauses(
+                text, clauses, emitter, conn_options, offset, mark_sentence
+            )
         hit = await self.front.lookup(phrase, self.sample_rate)
         if hit is not None:
             if hit.words:
@@ -111,6 +128,20 @@ class CachedTTS(tts.TTS[None]):
             return hit.seconds
         if mark_sentence and not self.wrapped.capabilities.aligned_transcript:
             emitter.push_timed_transcript(TimedString(text=text, start_time=offset))
+        take = await self._live(text, phrase, conn_options, emitter, offset)
+        # Reached only when the text completed: an interruption cancels this task.
+        self.front.store(take)
+        return take.seconds
+
+    async def _live(
+        self,
+        text: str,
+        phrase: Phrase,
+        conn_options: APIConnectOptions,
+        emitter: tts.AudioEmitter | None,
+        offset: float = 0.0,
+    ) -> LiveTake:
+        """The wrapped TTS's synthesis of ``text``, forwarded to ``emitter`` if given."""
         take = LiveTake(phrase)
         async with self.wrapped.synthesize(text, conn_options=conn_options) as live:
             async for event in live:
@@ -119,15 +150,38 @@ class CachedTTS(tts.TTS[None]):
                     if utils.is_given(word.start_time):
                         end = word.end_time if utils.is_given(word.end_time) else None
                         take.add_word(str(word), word.start_time, end)
-                        emitter.push_timed_transcript(_timed(take.words[-1], offset))
+                        if emitter is not None:
+                            emitter.push_timed_transcript(_timed(take.words[-1], offset))
                 data = frame.data.tobytes()
                 if event.is_final and frame.duration <= 0.01 and not any(data):
                     continue  # the end-of-segment marker of the wrapped TTS's emitter
                 take.add(data, frame.sample_rate, frame.num_channels)
-                emitter.push_frame(frame)
-        # Reached only when the text completed: an interruption cancels this task.
-        self.front.store(take)
-        return take.seconds
+                if emitter is not None:
+                    emitter.push_frame(frame)
+        return take
+
+    async def _speak_clauses(
+        self,
+        text: str,
+        clauses: list[str],
+        emitter: tts.AudioEmitter,
+        conn_options: APIConnectOptions,
+        offset: float,
+        mark_sentence: bool,
+    ) -> float:
+        async def live(clause: str, phrase: Phrase) -> LiveTake:
+            return await self._live(clause, phrase, conn_options, None)
+
+        phrases = [self.front.phrase(c, self.voice, self.language) for c in clauses]
+        pcm, words = await clause_audio(
+            self.front, clauses, phrases, self.sample_rate, live, pause_ms=self.clause_pause_ms
+        )
+        if words:
+            emitter.push_timed_transcript([_timed(w, offset) for w in words])
+        elif mark_sentence:
+            emitter.push_timed_transcript(TimedString(text=text, start_time=offset))
+        emitter.push(pcm)
+        return len(pcm) / (2 * self.sample_rate)
 
 
 def _timed(word: Word, offset: float) -> TimedString:

@@ -20,12 +20,15 @@ from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 from pipecat.utils.text.word_timestamp_utils import merge_punct_tokens
 
-from audiocache.integrations.client import AudioCacheClient
+from audiocache.audio.joins import DEFAULT_PAUSE_MS
+from audiocache.integrations.client import AudioCacheClient, Phrase
 from audiocache.integrations.front import (
     DEFAULT_MAX_PENDING_STORES,
     CacheFront,
     LiveTake,
     approximate_words,
+    clause_audio,
+    clauses_of,
 )
 from audiocache.integrations.stats import CacheStats
 
@@ -43,10 +46,14 @@ class CachedTTSService(TTSService):
         voice: str | None = None,
         language: str | None = None,
         max_pending_stores: int = DEFAULT_MAX_PENDING_STORES,
+        clauses: bool = False,
+        clause_pause_ms: int = DEFAULT_PAUSE_MS,
         **kwargs: Any,
     ) -> None:
         """``max_pending_stores`` (default 8) bounds the stores running in the background;
-        past it a finished miss is not stored (counted in ``stats.fail_open``). The wrapper
+        past it a finished miss is not stored (counted in ``stats.fail_open``). ``clauses``:
+        cache per clause (split at , ; : and dashes) and join them (``front.clause_audio``);
+        a sentence with a missing clause then plays once that clause is synthesized. The wrapper
         opens and closes its audio contexts itself (``push_start_frame``/``push_stop_frames``),
         as the HTTP services do, and runs at the wrapped service's sample rate."""
         kwargs.setdefault("push_start_frame", True)
@@ -67,6 +74,9 @@ class CachedTTSService(TTSService):
         self._take_base = 0.0  # where that take starts on the wrapped service's timeline
         self._wrapped_seconds = 0.0  # audio the wrapped service produced so far
         self._context: tuple[str | None, float] = (None, 0.0)  # our context, seconds in it
+        self._clauses = clauses
+        self._clause_pause_ms = clause_pause_ms
+        self._forward_words = True  # off in clause mode: the joined words go instead
 
     @property
     def stats(self) -> CacheStats:
@@ -131,10 +141,15 @@ class CachedTTSService(TTSService):
                 take.add_word(word, timestamp - self._take_base)
             start = timestamp - self._take_base
             shifted.append((word, start + (self._offset(context_id) if context_id else 0.0)))
-        await self.add_word_timestamps(shifted, context_id, includes_inter_frame_spaces)
+        if self._forward_words:
+            await self.add_word_timestamps(shifted, context_id, includes_inter_frame_spaces)
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         phrase = self._front.phrase(text, self._voice, self._language)
+        if self._clauses and len(clauses := clauses_of(phrase.text)) > 1:
+            async for frame in self._run_clauses(clauses, context_id):
+                yield frame
+            return
         hit = await self._front.lookup(phrase, self._rate())
         if hit is not None:
             if self._timed:
@@ -166,6 +181,43 @@ class CachedTTSService(TTSService):
             self._spoke(context_id, take.seconds)
         # Reached only when the utterance completed: an interruption closes the generator.
         self._front.store(take)
+
+    async def _run_clauses(
+        self, clauses: list[str], context_id: str
+    ) -> AsyncGenerator[Frame | None, None]:
+        others: list[Frame] = []  # what the wrapped service says besides audio (errors)
+
+        async def live(clause: str, phrase: Phrase) -> LiveTake:
+            take = LiveTake(phrase)
+            self._take, self._take_base = take, self._wrapped_seconds
+            self._forward_words = False
+            try:
+                async for frame in self._wrapped.run_tts(clause, context_id):
+                    if isinstance(frame, TTSAudioRawFrame):
+                        take.add(frame.audio, frame.sample_rate, frame.num_channels)
+                    elif frame is not None:
+                        others.append(frame)
+            finally:
+                self._take, self._forward_words = None, True
+                self._wrapped_seconds += take.seconds
+            return take
+
+        rate = self._rate()
+        phrases = [self._front.phrase(c, self._voice, self._language) for c in clauses]
+        pcm, words = await clause_audio(
+            self._front, clauses, phrases, rate, live, pause_ms=self._clause_pause_ms
+        )
+        for frame in others:
+            yield frame
+        seconds = len(pcm) / (2 * rate)
+        if self._timed:
+            timed = words or approximate_words(" ".join(clauses), seconds)
+            offset = self._offset(context_id)
+            await self.add_word_timestamps([(w.text, w.start + offset) for w in timed], context_id)
+        step = int(rate * CHUNK_SECONDS) * 2
+        for start in range(0, len(pcm), step):
+            yield TTSAudioRawFrame(pcm[start : start + step], rate, 1, context_id=context_id)
+        self._spoke(context_id, seconds)
 
     async def drain(self) -> None:
         """Wait for the background stores (tests, shutdown)."""
