@@ -101,6 +101,7 @@ async def test_bad_words_are_400_invalid_settings_and_store_nothing(api: Api) ->
         [{"text": "w"}],
         [{"text": "w", "start": 0, "extra": 1}],
         [{"text": "w", "start": 0.0}] * 301,  # over max_word_timestamps (300)
+        [{"text": "\u00e9" * 100, "start": 0.0}] * 20,  # 12 kB as the lookup's header
         "not a list",
     ]
     for words in bad:

@@ -3,7 +3,7 @@
 On the wire (the store route's ``settings.words``) a word is ``{"text", "start", "end"?}`` in
 seconds from the start of the take; the lookup answers them in one header, compact and ASCII
 (``[["Hello",0.0,0.32],…]``, ``end`` null when not given), so a hit needs no second request.
-At most ``max_words`` per take (a setting): the header of one sentence stays a few kB.
+At most ``max_words`` per take (a setting) and 8 KiB encoded: the header stays readable.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 MAX_WORD_CHARS = 100
+# The header that carries them back must fit what HTTP clients read (h11: 16 KiB a head).
+MAX_ENCODED_BYTES = 8192
 # Engines round their alignment; a word may end a little after the audio does.
 _END_SLACK_S = 0.5
 
@@ -64,6 +66,11 @@ def validate_words(raw: Sequence[Any], duration: float, max_words: int) -> list[
             raise InvalidSettings(f"{where}.end must be seconds from start to the audio's end")
         words.append(WordTiming(text, start, end))
         previous = start
+    if len(encode(words)) > MAX_ENCODED_BYTES:
+        raise InvalidSettings(
+            f"settings.words take over {MAX_ENCODED_BYTES} bytes as the lookup's header; "
+            "store fewer or shorter words"
+        )
     return words
 
 
