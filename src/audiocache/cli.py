@@ -17,6 +17,7 @@ from rich.table import Table
 from audiocache.auth import validate_grants
 from audiocache.cache.agents import EvictionPolicy
 from audiocache.cache.warmup import WarmReport, parse_phrases, warm_up
+from audiocache.cli_cache import cache_app
 from audiocache.config import Settings, settings_markdown
 from audiocache.errors import AudioCacheError
 from audiocache.models import Agent
@@ -28,6 +29,7 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 agents_app = typer.Typer(help="Agents: list, create, set the cache policy.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(agents_app, name="agents")
+app.add_typer(cache_app, name="cache")
 console = Console(stderr=True)
 T = TypeVar("T")
 

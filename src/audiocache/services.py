@@ -11,8 +11,10 @@ from pydantic import SecretStr
 
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
+from audiocache.cache.audit import AuditLog
 from audiocache.cache.curation import Curation
 from audiocache.cache.evictor import Evictor
+from audiocache.cache.history import TakeHistory
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.leases import LeaseTimings, SynthesisLeases
 from audiocache.cache.service import CacheService
@@ -25,6 +27,7 @@ from audiocache.config import Settings
 from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
 from audiocache.storage.agents_repo import AgentRepository
+from audiocache.storage.audit_repo import AuditRepository
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.blobs.fs import FilesystemBlobStore
 from audiocache.storage.db import Database
@@ -34,6 +37,7 @@ from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
 from audiocache.storage.leases_repo import LeaseRepository
 from audiocache.storage.lookups_repo import LookupRepository
+from audiocache.storage.takes_repo import TakeRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.storage.word_timings_repo import WordTimingRepository
@@ -77,6 +81,8 @@ class Services:
     evictor: Evictor
     stats: LookupRepository
     metrics: Metrics
+    history: TakeHistory
+    audit: AuditLog
     word_timings: WordTimings
 
     async def start(self) -> None:
@@ -95,8 +101,10 @@ class Services:
         _freeze_startup_objects()
         self.hits.start()
         self.evictor.start()
+        self.audit.start()
 
     async def stop(self) -> None:
+        await self.audit.stop()
         await self.evictor.stop()
         await self.hits.stop()
         await self.engines.close()
@@ -149,6 +157,7 @@ def build_services(
                 ttl_seconds=settings.lease_seconds,
                 poll_seconds=settings.lease_poll_seconds,
                 wait_seconds=settings.lease_wait_seconds,
+                max_waiters=settings.max_lease_waiters,
             ),
         ),
         metrics=metrics,
@@ -171,6 +180,8 @@ def build_services(
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
         on_evicted=metrics.evicted,
+        lease=LeaseRepository(db),
+        lease_seconds=settings.lease_seconds,
     )
     return Services(
         settings=settings,
@@ -194,6 +205,14 @@ def build_services(
         evictor=evictor,
         stats=stats,
         metrics=metrics,
+        history=TakeHistory(curation, TakeRepository(db)),
+        audit=AuditLog(
+            AuditRepository(db),
+            flush_seconds=settings.audit_flush_seconds,
+            max_pending=settings.audit_queue_max,
+            retention_days=settings.audit_retention_days,
+            sweep_seconds=settings.audit_sweep_seconds,
+        ),
         word_timings=WordTimings(WordTimingRepository(db), settings.max_word_timestamps),
     )
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from audiocache.api.audio_response import BlobResponse, audio_response
-from audiocache.api.deps import ServicesDep, caller
+from audiocache.api.deps import RouteSpec, ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json, parse_json_text, sanitize_filename
 from audiocache.api.schemas import (
@@ -34,8 +34,10 @@ from audiocache.errors import (
 from audiocache.models import EntryQuery, Principal
 from audiocache.services import Services
 
-router = APIRouter(prefix="/v1/agents/{agentId}/audio-cache", tags=["Audio Cache"])
+PREFIX = "/v1/agents/{agentId}/audio-cache"
+router = APIRouter(prefix=PREFIX, tags=["Audio Cache"])
 READ, WRITE = "audio_cache:read", "audio_cache:write"
+DOWNLOAD = RouteSpec(PREFIX, "/{entryId}/file", READ)  # also answered by api/hot_path.py
 
 
 @router.get(
@@ -94,7 +96,7 @@ async def delete_entry(
 
 
 @router.head(
-    "/{entryId}/file",
+    DOWNLOAD.path,
     operation_id="headAudioCacheFile",  # one operationId per method: OpenAPI wants them unique
     response_model=None,
     summary="Headers of the cached audio file",
@@ -106,7 +108,7 @@ async def delete_entry(
     },
 )
 @router.get(
-    "/{entryId}/file",
+    DOWNLOAD.path,
     operation_id="downloadAudioCacheFile",
     response_model=None,
     summary="Download cached audio file",
@@ -129,7 +131,7 @@ async def download_file(
             max_length=32,
         ),
     ] = None,
-    principal: Principal = caller(READ),
+    principal: Principal = DOWNLOAD.caller(),
     services: Services = ServicesDep,
 ) -> BlobResponse:
     return await file_response(

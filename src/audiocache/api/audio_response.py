@@ -12,7 +12,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
 
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -91,6 +90,7 @@ async def blob_response(
         media_type=media_type,
         filename=filename,
         extra_headers=extra_headers,
+        blob=sha256,
     )
 
 
@@ -131,7 +131,10 @@ async def _slices(data: bytes, start: int, end: int) -> AsyncIterator[bytes]:
 class BlobResponse(Response):
     """An ASGI response for one blob; ``open`` yields bytes [start, end) of it.
 
-    A Response subclass only so that FastAPI passes it through untouched; it renders itself.
+    A Response whose ``headers`` are those of the whole-file 200 (built once, in
+    ``Response.__init__``, and sent as they are: the header block is not rebuilt per request);
+    it renders its body itself, with ranges and conditional requests. Immutable once built,
+    so one instance may answer many requests (the hot path's memo, ``api/hot_path.py``).
     """
 
     def __init__(
@@ -143,17 +146,39 @@ class BlobResponse(Response):
         media_type: str,
         filename: str | None = None,
         extra_headers: dict[str, str] | None = None,
+        blob: str | None = None,
+        data: bytes | None = None,
     ) -> None:
         self.open = open
+        self.blob = blob  # the stored blob served, if it is one (not a conversion in memory)
+        self.data = data  # the whole body, when it is in memory
         self.size = size
         self.etag = f'"{etag}"'
-        self.media_type = self._content_type = media_type
         self.filename = filename
         self.extra_headers = extra_headers or {}
-        self.status_code = 200
-        self.background: BackgroundTask | None = None
+        self._media = media_type
+        super().__init__(
+            status_code=200, headers=self._header_map(size, media_type), media_type=media_type
+        )
+        self._not_modified = [
+            (b"etag", self.etag.encode()),
+            (b"cache-control", b"private, no-cache"),
+        ]
 
-    def _header_block(self, length: int, content_type: str) -> list[tuple[bytes, bytes]]:
+    def in_memory(self, data: bytes) -> BlobResponse:
+        """The same response with its bytes already in memory (the hot path's memo)."""
+        return BlobResponse(
+            open=lambda start, end: _slices(data, start, end),
+            size=self.size,
+            etag=self.etag.strip('"'),
+            media_type=self._media,
+            filename=self.filename,
+            extra_headers=self.extra_headers,
+            blob=self.blob,
+            data=data,
+        )
+
+    def _header_map(self, length: int, content_type: str) -> dict[str, str]:
         headers = {
             "content-type": content_type,
             "content-length": str(length),
@@ -164,30 +189,29 @@ class BlobResponse(Response):
         }
         if self.filename:
             headers["content-disposition"] = content_disposition(self.filename)
+        return headers
+
+    def _header_block(self, length: int, content_type: str) -> list[tuple[bytes, bytes]]:
+        headers = self._header_map(length, content_type)
         return [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_headers = {
-            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-        }
+        if_none_match = range_header = if_range = None
+        for name, value in scope["headers"]:  # ASGI header names are lower case
+            if name == b"range":
+                range_header = value.decode("latin-1")
+            elif name == b"if-none-match":
+                if_none_match = value.decode("latin-1")
+            elif name == b"if-range":
+                if_range = value.decode("latin-1")
         head_only = scope["method"] == "HEAD"
-        if_none_match = request_headers.get("if-none-match")
         if if_none_match and self._matches(if_none_match):
             await send(
-                {
-                    "type": "http.response.start",
-                    "status": 304,
-                    "headers": [
-                        (b"etag", self.etag.encode()),
-                        (b"cache-control", b"private, no-cache"),
-                    ],
-                }
+                {"type": "http.response.start", "status": 304, "headers": self._not_modified}
             )
             await send({"type": "http.response.body", "body": b""})
             return
         ranges = None
-        range_header = request_headers.get("range")
-        if_range = request_headers.get("if-range")
         if range_header and (if_range is None or if_range.strip() == self.etag):
             try:
                 ranges = parse_ranges(range_header, self.size)
@@ -206,17 +230,14 @@ class BlobResponse(Response):
         return "*" in tags or self.etag in tags
 
     async def _send_whole(self, send: Send, head_only: bool) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": self._header_block(self.size, self._content_type),
-            }
-        )
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if self.data is not None and not head_only:
+            await send({"type": "http.response.body", "body": self.data})
+            return
         await self._stream(send, 0, self.size, head_only, last=True)
 
     async def _send_single(self, send: Send, head_only: bool, start: int, end: int) -> None:
-        headers = self._header_block(end - start, self._content_type)
+        headers = self._header_block(end - start, self._media)
         headers.append((b"content-range", f"bytes {start}-{end - 1}/{self.size}".encode()))
         await send({"type": "http.response.start", "status": 206, "headers": headers})
         await self._stream(send, start, end, head_only, last=True)
@@ -225,7 +246,7 @@ class BlobResponse(Response):
         boundary = secrets.token_hex(12)
         preambles = [
             (
-                f"--{boundary}\r\nContent-Type: {self.media_type}\r\n"
+                f"--{boundary}\r\nContent-Type: {self._media}\r\n"
                 f"Content-Range: bytes {start}-{end - 1}/{self.size}\r\n\r\n"
             ).encode()
             for start, end in ranges

@@ -1,41 +1,61 @@
-"""The two requests a voice stack repeats all day, answered without FastAPI's machinery.
+"""The two requests a voice stack repeats all day, answered by a raw ASGI responder.
 
-A cached file download (``GET|HEAD /v1/agents/{agentId}/audio-cache/{entryId}/file``, no
-query) and a runtime-path call (``POST /v1/agents/{agentId}/tts``) run the very functions
-their routes run (``file_response``, ``speak_response``) with the caller checked the same
-way (401 → 403 → the handler's own 400 → 404) and errors rendered by the same envelope
-function. What is skipped is the generic part: route matching over every route, dependency
-solving, parameter validation objects and the exception middleware, which together cost
-more than the lookup and the read (docs/benchmarks.md). Any other request, or a download
-with a query string (whose parameters FastAPI validates), goes to the full app unchanged.
+A cached file download (``GET|HEAD`` of ``audio_cache.DOWNLOAD``, no query) and a
+runtime-path call (``POST`` of ``speak.SPEAK``) run the very functions their routes run
+(``file_response``, ``speak_response``), with the caller checked the same way (401 → 403 →
+the handler's own 400 → 404) and errors rendered by the same envelope function. Paths and
+permissions come from the routes' own ``RouteSpec``; the path is matched as the router
+matches it, under a ``root_path`` too.
+
+What is skipped is the generic part (route matching over every route, dependency solving,
+parameter validation objects, the exception middleware) and, while the database is
+unchanged, the lookups themselves: the key's principal, and the finished response of a
+download or of a runtime-path hit (same agent, same body, same Accept), with its bytes in
+memory, are kept in the memo (``cache/memo.py``), emptied by any commit on any instance
+before the next request uses it. A memo'd hit is counted as a hit exactly as
+``CacheService.speak`` counts it; that its blob is still in storage is checked each time.
+Any other request, or a download with a query string (whose parameters FastAPI
+validates), goes to the full app unchanged.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from audiocache.api.audio_cache import READ, file_response
+from audiocache.api.audio_cache import DOWNLOAD, file_response
+from audiocache.api.audio_response import BlobResponse
+from audiocache.api.deps import RouteSpec
 from audiocache.api.errors import domain_error_response
 from audiocache.api.observe import KEY_ID_KEY, ROUTE_KEY
-from audiocache.api.speak import speak_response
+from audiocache.api.requests import MAX_JSON_BYTES, read_limited
+from audiocache.api.speak import SPEAK, ServedHit, speak_response
 from audiocache.auth import require
+from audiocache.cache.memo import HotMemo
 from audiocache.errors import AudioCacheError
 from audiocache.models import Principal
 from audiocache.services import Services
 
-_FILE = re.compile(r"/v1/agents/([^/]+)/audio-cache/([^/]+)/file")
-_SPEAK = re.compile(r"/v1/agents/([^/]+)/tts")
-FILE_ROUTE = "/v1/agents/{agentId}/audio-cache/{entryId}/file"  # templates, for the metrics
-SPEAK_ROUTE = "/v1/agents/{agentId}/tts"
+FILE_ROUTE = DOWNLOAD.template  # templates, for the metrics
+SPEAK_ROUTE = SPEAK.template
 _API_KEY = b"x-api-key"
 _ACCEPT = b"accept"
+MEMO_BODY_BYTES = 4096  # a runtime-path body longer than this is never a memo key
 
-Handler = Callable[[Principal], Awaitable[Response]]
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the ``root_path`` the server mounted us under
+    (Starlette's own rule, ``starlette._utils.get_route_path``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path
 
 
 class HotPath:
@@ -44,44 +64,157 @@ class HotPath:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
+        settings = services.settings
+        self.memo = HotMemo(
+            services.db.generation, settings.hot_memo_entries, settings.hot_memo_bytes
+        )
         self.served = 0  # requests answered here rather than by the full app (tests read it)
+        self.from_memo = 0  # of which answered from the memo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self._handler(scope, receive) if scope["type"] == "http" else None
-        if handler is None:
-            await self.app(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            method = scope["method"]
+            if method == "POST":
+                params = SPEAK.match(route_path(scope))
+                if params is not None:
+                    scope[ROUTE_KEY] = SPEAK_ROUTE
+                    await self._answer(scope, receive, send, SPEAK, self._speak, params["agentId"])
+                    return
+            elif method in ("GET", "HEAD") and not scope["query_string"]:
+                params = DOWNLOAD.match(route_path(scope))
+                if params is not None:
+                    scope[ROUTE_KEY] = FILE_ROUTE
+                    agent_id, entry_id = params["agentId"], params["entryId"]
+                    await self._answer(
+                        scope, receive, send, DOWNLOAD, self._download, agent_id, entry_id
+                    )
+                    return
+        await self.app(scope, receive, send)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        route: RouteSpec,
+        handler: Callable[..., Awaitable[Response]],
+        *args: str,
+    ) -> None:
         self.served += 1
+        generation = await self.memo.begin()
         try:
-            principal = await self.services.authenticator.authenticate(_header(scope, _API_KEY))
+            principal = await self._principal(_header(scope, _API_KEY), generation)
             scope[KEY_ID_KEY] = principal.key_id
-            require(principal, READ)  # both routes need audio_cache:read
-            response = await handler(principal)
+            require(principal, route.permission)
+            response = await handler(scope, receive, principal, generation, *args)
         except AudioCacheError as exc:
             response = domain_error_response(scope, exc)
         await response(scope, receive, send)
 
-    def _handler(self, scope: Scope, receive: Receive) -> Handler | None:
-        method = scope["method"]
-        path = scope["path"]
-        if method in ("GET", "HEAD") and not scope["query_string"]:
-            match = _FILE.fullmatch(path)
-            if match is not None:
-                agent_id, entry_id = match.groups()
-                accept = _header(scope, _ACCEPT)
-                scope[ROUTE_KEY] = FILE_ROUTE
-                return lambda principal: file_response(
-                    self.services, principal, agent_id, entry_id, None, accept
-                )
-        elif method == "POST":
-            match = _SPEAK.fullmatch(path)
-            if match is not None:
-                agent_id = match.group(1)
-                scope[ROUTE_KEY] = SPEAK_ROUTE
-                return lambda principal: speak_response(
-                    self.services, principal, agent_id, Request(scope, receive)
-                )
-        return None
+    async def _principal(self, key: str | None, generation: object | None) -> Principal:
+        memo_key = ("key", key)
+        if generation is not None:
+            known = self.memo.get(memo_key)
+            if known is not None:
+                return known  # type: ignore[no-any-return]
+        principal = await self.services.authenticator.authenticate(key)
+        if generation is not None:
+            self.memo.put(memo_key, principal, generation)
+        return principal
+
+    async def _download(
+        self,
+        scope: Scope,
+        _receive: Receive,
+        principal: Principal,
+        generation: object | None,
+        agent_id: str,
+        entry_id: str,
+    ) -> Response:
+        accept = _header(scope, _ACCEPT)
+        memo_key = ("file", principal.account_id, agent_id, entry_id, accept)
+        if generation is not None:
+            known: BlobResponse | None = self.memo.get(memo_key)
+            if known is not None and await self._still_stored(memo_key, known):
+                self.from_memo += 1
+                return known
+        response = await file_response(self.services, principal, agent_id, entry_id, None, accept)
+        if generation is not None:
+            response = await self._with_bytes(response)
+            self.memo.put(memo_key, response, generation)
+        return response
+
+    async def _speak(
+        self,
+        scope: Scope,
+        receive: Receive,
+        principal: Principal,
+        generation: object | None,
+        agent_id: str,
+    ) -> Response:
+        services = self.services
+        if generation is None or not _small_body(scope):
+            return await speak_response(services, principal, agent_id, Request(scope, receive))
+        # Read as parse_json reads it (same limits, same errors), then handed on as it came.
+        body = await read_limited(Request(scope, receive), MAX_JSON_BYTES, what="JSON body")
+        memo_key = ("tts", principal.account_id, agent_id, body, _header(scope, _ACCEPT))
+        hit: ServedHit | None = self.memo.get(memo_key)
+        if hit is not None and await self._still_stored(memo_key, hit.response):
+            services.hits.add(hit.entry.id)
+            services.cache.accounting.lookup(hit.agent, hit.entry.provider, hit.characters, True)
+            self.from_memo += 1
+            return hit.response
+        served: list[ServedHit] = []
+        response = await speak_response(
+            services, principal, agent_id, Request(scope, _replay(body, receive)), served.append
+        )
+        if served:
+            hit = served[0]
+            memo_response = await self._with_bytes(hit.response)
+            self.memo.put(
+                memo_key,
+                ServedHit(hit.agent, hit.entry, hit.characters, memo_response),
+                generation,
+            )
+        return response
+
+    async def _still_stored(self, memo_key: object, response: BlobResponse) -> bool:
+        """A blob lost from storage (no commit says so) is found out at once: the request
+        then goes the long way, which answers it as it always has (503, or synthesized
+        again in place)."""
+        if response.blob is None or await self.services.blobs.stat(response.blob) is not None:
+            return True
+        self.memo.drop(memo_key)
+        self.memo.blobs.drop(response.blob)
+        return False
+
+    async def _with_bytes(self, response: BlobResponse) -> BlobResponse:
+        """The response with its blob's bytes from memory, if the memo may hold them."""
+        blobs = self.memo.blobs
+        if response.data is not None or response.blob is None or not blobs.fits(response.size):
+            return response
+        data = blobs.get(response.blob)
+        if data is None:
+            data = await self.services.blobs.read(response.blob)
+            if data is None or len(data) != response.size:
+                return response
+            blobs.put(response.blob, data)
+        return response.in_memory(data)
+
+
+def _small_body(scope: Scope) -> bool:
+    declared = _header(scope, b"content-length")
+    return declared is not None and declared.isdigit() and int(declared) <= MEMO_BODY_BYTES
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that hands out the body already read, then whatever comes next."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from starlette.responses import StreamingResponse
 
-from audiocache.api.audio_response import audio_response
-from audiocache.api.deps import ServicesDep, caller
+from audiocache.api.audio_response import BlobResponse, audio_response
+from audiocache.api.deps import RouteSpec, ServicesDep
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
 from audiocache.api.schemas import SpeakRequest
@@ -18,10 +19,25 @@ from audiocache.cache.admission import personal_skip, skipped_header
 from audiocache.cache.service import SpeakResult
 from audiocache.cache.streaming import SharedStream
 from audiocache.errors import AudioCacheError, NotFound, StorageUnavailable
-from audiocache.models import Principal
+from audiocache.models import Agent, Entry, Principal
 from audiocache.services import Services
 
 router = APIRouter(tags=["Runtime"])
+SPEAK = RouteSpec("", "/v1/agents/{agentId}/tts", "audio_cache:read")  # also api/hot_path.py
+
+
+@dataclass(frozen=True)
+class ServedHit:
+    """A hit answered from storage: what it takes to answer the same request again and to
+    count it as ``CacheService.speak`` counts a hit (the hot path's memo keeps these)."""
+
+    agent: Agent
+    entry: Entry
+    characters: int
+    response: BlobResponse
+
+
+Remember = Callable[[ServedHit], None]
 
 
 class StreamAborted(Exception):
@@ -48,7 +64,7 @@ _HEADERS_DOC = {
 
 
 @router.post(
-    "/v1/agents/{agentId}/tts",
+    SPEAK.path,
     operation_id="speak",
     response_model=None,
     summary="Lookup-or-synthesize: the phrase from the cache, or synthesized once",
@@ -62,16 +78,21 @@ _HEADERS_DOC = {
 async def speak(
     request: Request,
     agentId: str,
-    principal: Principal = caller("audio_cache:read"),
+    principal: Principal = SPEAK.caller(),
     services: Services = ServicesDep,
 ) -> Response:
     return await speak_response(services, principal, agentId, request)
 
 
 async def speak_response(
-    services: Services, principal: Principal, agent_id: str, request: Request
+    services: Services,
+    principal: Principal,
+    agent_id: str,
+    request: Request,
+    remember: Remember | None = None,
 ) -> Response:
-    """The runtime path, past auth: shared by the route and the hot path (api/hot_path.py)."""
+    """The runtime path, past auth: shared by the route and the hot path (api/hot_path.py),
+    which passes ``remember`` to be told of a hit it may answer again from its memo."""
     body = await parse_json(request, SpeakRequest)
     fmt = parse_output_format(body.output_format, request.headers.get("accept"))
     agent = await services.agents.owned(principal.account_id, agent_id)
@@ -85,11 +106,21 @@ async def speak_response(
             agent, body.text, voice=body.voice, language=body.language, config=config
         )
         try:
-            return await _respond(services, result, fmt, reason)
+            response = await _respond(services, result, fmt, reason)
         except (StorageUnavailable, NotFound):
             # A hit whose entry was deleted between the lookup and now: ask again (a miss).
             if attempt or not (isinstance(result, SpeakResult) and result.hit):
                 raise
+            continue
+        if (
+            remember is not None
+            and isinstance(result, SpeakResult)
+            and result.hit
+            and result.entry is not None
+            and isinstance(response, BlobResponse)
+        ):
+            remember(ServedHit(agent, result.entry, len(body.text), response))
+        return response
     raise AssertionError("unreachable")
 
 

@@ -61,6 +61,14 @@ class Database:
             row = (await conn.execute(statement, params)).first()
         return row._mapping if row is not None else None
 
+    async def generation(self) -> object | None:
+        """A value that changes whenever anything is committed to the database, by any
+        connection of any instance; None where it cannot be known (the hot path's memo,
+        ``cache/memo.py``, is then not used)."""
+        if self.point_reader is None:
+            return None
+        return await self.point_reader.generation()
+
     async def all(
         self, statement: sa.Executable, params: dict[str, Any] | None = None
     ) -> list[Record]:

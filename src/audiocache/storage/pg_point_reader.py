@@ -46,6 +46,13 @@ class PostgresPointReader:
         plan = self._plans.get(statement)
         return plan.records(await self._run("fetch", plan.sql, plan.values(params)))
 
+    async def generation(self) -> str:
+        """The WAL insert position: it moves on with every commit to the cluster (whichever
+        instance made it) before that commit returns; one round trip for the questions of
+        a whole request. Other databases of the cluster move it too, which only costs the
+        memo some refills."""
+        return str(await self._run("fetchval", "SELECT pg_current_wal_insert_lsn()", []))
+
     async def _run(self, method: str, sql: str, values: list[Any]) -> Any:
         pool = self._pool or await self._open()
         try:

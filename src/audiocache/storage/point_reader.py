@@ -59,6 +59,13 @@ class SqlitePointReader:
             self._executor, lambda: plan.records(self._connection().execute(plan.sql, values))
         )
 
+    async def generation(self) -> int:
+        """SQLite's ``data_version`` on this thread's read-only connection: it changes
+        whenever any other connection, in this process or another, commits (this one never
+        writes). A pragma, no lock: a couple of microseconds."""
+        row = self._connection().execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:

@@ -1,14 +1,14 @@
 """Word timestamps of stored takes, keyed by blob and cache key (kept by the runtime store).
 
 Revision ID: 0015_word_timings
-Revises: 0011_take_history
+Revises: 0012_audit_log
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_word_timings"
-down_revision = "0011_take_history"
+down_revision = "0012_audit_log"
 
 
 def upgrade() -> None:
