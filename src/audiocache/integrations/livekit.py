@@ -6,7 +6,11 @@ sentence as ``synthesize()`` treats its text. Per text: a hit emits the cached P
 runs the wrapped TTS's ``synthesize()``, forwards its frames live and stores the audio once
 the text completed (an interrupted one is cancelled before the store is reached). Cache
 errors and lookups over the budget fail open to the wrapped TTS and are counted; the loop is
-``front.CacheFront``'s, shared with the Pipecat plugin.
+``front.CacheFront``'s, shared with the Pipecat plugin, and so is clause mode.
+
+Word timestamps: the ``TimedString``s of an ``aligned_transcript`` TTS are forwarded, stored
+with the take and replayed on hits, each sentence's at its offset in the stream; a sentence
+without them is one timed string at its start (as LiveKit's ``StreamAdapter`` marks them).
 """
 
 from __future__ import annotations

@@ -6,7 +6,15 @@ its frames live, and stores the audio once the utterance completed. An interrupt
 is never stored: Pipecat closes the generator, so the code after the loop does not run.
 Any cache error, or a lookup slower than its budget (50 ms by default), falls back to the
 wrapped service (fail-open) and is counted in ``stats``. The loop is ``front.CacheFront``'s,
-shared with the LiveKit plugin.
+shared with the LiveKit plugin, and so is clause mode (``clauses=True``).
+
+Word timestamps: a wrapped service that times its words calls ``add_word_timestamps`` on
+itself; the wrapper takes that call (the wrapped service is in no pipeline), keeps the words
+with the take relative to its start, and passes them on at this context's offset. Services
+that time every synthesis from zero and those that run one timeline on (ElevenLabs' HTTP
+service) are both understood: a first word earlier than the audio already produced means the
+former. Hits replay the stored words. Only services that yield their audio from ``run_tts``
+(the HTTP ones) can be wrapped; websocket services deliver it from a task of their own.
 """
 
 from __future__ import annotations
