@@ -116,7 +116,17 @@ async def _parts(services: Services, agent: Agent, phrase: PhraseKey) -> KeyPart
     summary="The cached audio of a phrase, or 404 NOT_CACHED; adds no hit, count or TTL refresh",
     response_class=Response,
     responses={
-        200: {"description": "The cached audio", "content": AUDIO_WAV},
+        200: {
+            "description": "The cached audio",
+            "content": AUDIO_WAV,
+            "headers": {
+                WORDS_HEADER: {
+                    "description": "With word_timestamps=true, when the take has them: JSON "
+                    '[["word", start, end|null], …] in seconds from the start of the audio',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
         **errors(400, 401, 403, 404, 503),
     },
     openapi_extra=json_body(LookupRequest),
