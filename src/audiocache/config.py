@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(
         5000, gt=0, description="Longest text accepted for synthesis and transcripts."
     )
+    max_word_timestamps: int = Field(
+        300,
+        ge=0,
+        le=2000,
+        description="Most word timestamps the runtime store keeps with one take (the plugins "
+        "store a sentence or a clause at a time: tens of words); the lookup returns them in "
+        "one header, which 300 words keep under 8 kB. More: 400 INVALID_SETTINGS.",
+    )
     transcode_concurrency: int = Field(
         2,
         ge=1,

@@ -22,6 +22,7 @@ from audiocache.cache.signing import Signer
 from audiocache.cache.tuning_audit import audit_stored_tuning
 from audiocache.cache.variants import VariantCache
 from audiocache.cache.voices import VoiceLibrary
+from audiocache.cache.word_timings import WordTimings
 from audiocache.config import Settings
 from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
@@ -39,6 +40,7 @@ from audiocache.storage.lookups_repo import LookupRepository
 from audiocache.storage.takes_repo import TakeRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
+from audiocache.storage.word_timings_repo import WordTimingRepository
 from audiocache.tts.base import Engine, EngineRegistry
 from audiocache.tts.espeak import EspeakEngine
 from audiocache.tts.pool import Budget, pooled
@@ -81,6 +83,7 @@ class Services:
     metrics: Metrics
     history: TakeHistory
     audit: AuditLog
+    word_timings: WordTimings
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -210,6 +213,7 @@ def build_services(
             retention_days=settings.audit_retention_days,
             sweep_seconds=settings.audit_sweep_seconds,
         ),
+        word_timings=WordTimings(WordTimingRepository(db), settings.max_word_timestamps),
     )
 
 

@@ -95,3 +95,19 @@ async def test_who_may_speak(api: Api) -> None:
         assert r.status_code == status, (key, r.text)
         if code is not None:
             assert r.json()["error"]["code"] == code
+
+
+async def test_sse_stream_format_is_answered_as_audio(api: Api) -> None:
+    """As OpenAI-compatible servers do: LiveKit's OpenAI plugin asks for ``sse`` for every
+    model but tts-1 and reads the Content-Type of what came."""
+    await api.create_agent("bot", voice="fake:alpha")
+    text = "Thanks for holding the line."
+    plain = await _speech(api, input=text, response_format="pcm")
+    sse = await _speech(api, input=text, response_format="pcm", stream_format="sse")
+    assert sse.status_code == 200, sse.text
+    assert sse.headers["content-type"].startswith("audio/pcm")
+    assert sse.headers["x-audio-stream-format"] == "audio"
+    assert "x-audio-stream-format" not in plain.headers
+    assert sse.content == plain.content
+    bad = await _speech(api, input=text, stream_format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "stream_format"

@@ -25,6 +25,7 @@ with warnings.catch_warnings():  # pipecat imports audioop, deprecated in 3.11 (
         TTSSpeakFrame,
         TTSStartedFrame,
         TTSStoppedFrame,
+        TTSTextFrame,
     )
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineWorker
@@ -32,6 +33,8 @@ with warnings.catch_warnings():  # pipecat imports audioop, deprecated in 3.11 (
     from pipecat.services.tts_service import TTSService
     from pipecat.tests.utils import QueuedFrameProcessor, run_test
     from pipecat.workers.runner import WorkerRunner
+
+import itertools
 
 from audiocache.integrations.client import AudioCacheClient, Phrase
 from audiocache.integrations.pipecat import CachedTTSService
@@ -188,3 +191,62 @@ async def test_lookup_slower_than_the_default_budget_fails_open_in_time(stalled_
     # The stalled lookup was given up after its budget: the whole pipeline run (start,
     # one sentence, end) took nowhere near the seconds a stalled cache would cost.
     assert elapsed < 1.5, elapsed
+
+
+class TimedTTS(CountingTTS):
+    """A wrapped service that times its words as ElevenLabs' HTTP service does: through
+    ``add_word_timestamps``, on one timeline that runs on across its syntheses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._push_text_frames = False
+        self.timeline = 0.0
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        words = text.split()
+        await self.add_word_timestamps(
+            [(w, self.timeline + 0.05 * i) for i, w in enumerate(words)], context_id
+        )
+        async for frame in super().run_tts(text, context_id):
+            yield frame
+        self.timeline += self.seconds
+
+
+def word_frames(frames: Sequence[Frame]) -> list[tuple[str, int]]:
+    return [(f.text, f.pts) for f in frames if isinstance(f, TTSTextFrame)]
+
+
+async def test_word_timestamps_are_kept_and_replayed_on_hits(live_cache: LiveCache) -> None:
+    texts = ["Thanks for waiting.", "Your call matters to us."]
+    wrapped = TimedTTS()
+    service = CachedTTSService(wrapped, live_cache.client(budget=2.0))
+    live = await speak(service, *texts)
+    await service.drain()
+    assert wrapped.calls == texts and service.stats.stored == 2
+    live_words = word_frames(live)
+    assert [w for w, _pts in live_words] == " ".join(texts).split(" ")
+    # Stored relative to each take (the second one's words start at 0, not 0.2 s in).
+    cache = live_cache.client(budget=2.0)
+    take = await cache.lookup_take(Phrase(texts[1]), words=True)
+    assert take is not None
+    assert [(w.text, w.start) for w in take.words] == [
+        ("Your", 0.0),
+        ("call", 0.05),
+        ("matters", 0.1),
+        ("to", 0.15),
+        ("us.", 0.2),
+    ]
+
+    fresh = TimedTTS()
+    again = CachedTTSService(fresh, live_cache.client(budget=2.0))
+    cached = await speak(again, *texts)
+    assert fresh.calls == [] and again.stats.hits == 2
+    cached_words = word_frames(cached)
+    assert [w for w, _ in cached_words] == [w for w, _ in live_words]
+
+    def gaps(words: list[tuple[str, int]]) -> list[int]:
+        return [round((b - a) / 1e6) for (_, a), (_, b) in itertools.pairwise(words)]
+
+    # Within each sentence the words are as far apart (ms) from the cache as they were live.
+    assert gaps(cached_words[:3]) == gaps(live_words[:3]) == [50, 50]
+    assert gaps(cached_words[3:]) == gaps(live_words[3:]) == [50, 50, 50, 50]

@@ -98,7 +98,13 @@ class SpeechRequest(BaseModel):
         description="Used (and part of the cache key) by engines that take a prompt "
         "(openai, google); ignored by the others (X-Audio-Instructions: ignored).",
     )
-    stream_format: str | None = Field(None, max_length=8, description="Only 'audio'.")
+    stream_format: str | None = Field(
+        None,
+        max_length=8,
+        description="'audio' (the default); 'sse' is answered as 'audio' too, as "
+        "OpenAI-compatible servers do (the Content-Type says which one came, and OpenAI's "
+        "SDK and LiveKit's OpenAI plugin read it): X-Audio-Stream-Format: audio.",
+    )
 
 
 _DESCRIPTION = """OpenAI's speech API, answered from the cache or synthesized once.
@@ -160,15 +166,16 @@ async def create_speech(
 async def speech_response(services: Services, principal: Principal, request: Request) -> Response:
     body = await _parse(request)
     fmt = _FORMATS[output_format_name(body.response_format)]
-    if body.stream_format not in (None, "audio"):
-        message = "stream_format must be 'audio' (sse is not offered)"
-        raise InvalidParameter(message, "stream_format")
+    if body.stream_format not in (None, "audio", "sse"):
+        raise InvalidParameter("stream_format must be 'audio' or 'sse'", "stream_format")
     agent = await _agent(services, principal, body.model)
     requested = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
     voice = voice_name(requested)
     chosen = await services.cache.resolve_voice(agent, voice)
     config, used = tuning(body.speed, body.instructions, chosen.provider)
     headers = {"X-Audio-Format": fmt.name}
+    if body.stream_format == "sse":
+        headers["X-Audio-Stream-Format"] = "audio"  # what came instead (see stream_format)
     if not used:
         headers["X-Audio-Instructions"] = "ignored"
     personal = personal_skip(agent, body.input)  # known before a streamed miss's headers go

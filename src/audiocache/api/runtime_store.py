@@ -21,6 +21,7 @@ from audiocache.api.uploads import read_details_form, upload_slot
 from audiocache.audio.formats import parse_output_format
 from audiocache.cache import runtime_store
 from audiocache.cache.keys import KeyParts
+from audiocache.cache.word_timings import MAX_WORD_CHARS
 from audiocache.errors import InvalidInput, InvalidSettings, NotCached
 from audiocache.models import Agent, Principal
 from audiocache.services import Services
@@ -28,6 +29,7 @@ from audiocache.services import Services
 router = APIRouter(prefix="/v1/agents/{agentId}/audio-cache", tags=["Audio Cache (audiocache)"])
 READ, WRITE = "audio_cache:read", "audio_cache:write"
 MAX_LOOKUP_PHRASES = 500
+WORDS_HEADER = "X-Audio-Word-Timestamps"
 
 
 class PhraseKey(_Strict):
@@ -46,6 +48,27 @@ class LookupRequest(PhraseKey):
         max_length=32,
         description="As the download's output_format: wav (as stored, default), "
         "wav_8000…wav_48000, pcm_8000…pcm_48000, ulaw_8000, alaw_8000, …",
+    )
+    word_timestamps: bool = Field(
+        False,
+        description="Also return the take's word timestamps, if it has any, in the "
+        'X-Audio-Word-Timestamps header: JSON [["word", start, end|null], …] in seconds',
+    )
+
+
+class WordTimestamp(_Strict):
+    """One word of the take, in seconds from its start, as the runtime's engine timed it."""
+
+    text: str = Field(min_length=1, max_length=MAX_WORD_CHARS)
+    start: float = Field(ge=0)
+    end: float | None = Field(None, ge=0)
+
+
+class StoreSettings(PhraseKey):
+    words: list[WordTimestamp] | None = Field(
+        None,
+        description="Word timestamps of the take (kept with it, up to max_word_timestamps); "
+        "a lookup with word_timestamps=true returns them in X-Audio-Word-Timestamps",
     )
 
 
@@ -93,7 +116,17 @@ async def _parts(services: Services, agent: Agent, phrase: PhraseKey) -> KeyPart
     summary="The cached audio of a phrase, or 404 NOT_CACHED; adds no hit, count or TTL refresh",
     response_class=Response,
     responses={
-        200: {"description": "The cached audio", "content": AUDIO_WAV},
+        200: {
+            "description": "The cached audio",
+            "content": AUDIO_WAV,
+            "headers": {
+                WORDS_HEADER: {
+                    "description": "With word_timestamps=true, when the take has them: JSON "
+                    '[["word", start, end|null], …] in seconds from the start of the audio',
+                    "schema": {"type": "string"},
+                }
+            },
+        },
         **errors(400, 401, 403, 404, 503),
     },
     openapi_extra=json_body(LookupRequest),
@@ -112,6 +145,10 @@ async def lookup(
         raise NotCached()
     stored = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
     headers = {"X-Audio-Cache": "hit", "X-Audio-Cache-Entry-Id": str(entry.id)}
+    if body.word_timestamps:
+        words = await services.word_timings.header(entry.blob_sha256, entry.cache_key)
+        if words is not None:
+            headers[WORDS_HEADER] = words
     return await audio_response(services.blobs, stored, extra_headers=headers)
 
 
@@ -167,7 +204,9 @@ async def lookup_batch(
                             "settings": {
                                 "type": "string",
                                 "description": 'JSON {"text": string, "voice"?: string, '
-                                '"language"?: string, "config"?: VoiceTuningConfig}',
+                                '"language"?: string, "config"?: VoiceTuningConfig, '
+                                '"words"?: [{"text": string, "start": seconds, '
+                                '"end"?: seconds}]}',
                             },
                         },
                     }
@@ -185,12 +224,19 @@ async def store(
     with upload_slot(request):  # held until stored: the slots bound the WAVs in memory
         form = await read_details_form(request, services.settings.max_upload_bytes)
         try:
-            phrase = parse_json_text(form.settings_text, PhraseKey, what="settings")
+            phrase = parse_json_text(form.settings_text, StoreSettings, what="settings")
         except InvalidInput as exc:
             raise InvalidSettings(exc.message) from exc
         agent = await services.agents.owned(principal.account_id, agentId)
         parts = await _parts(services, agent, phrase)
-        result = await runtime_store.store(services.cache, agent, parts, form.wav)
+        result = await runtime_store.store(
+            services.cache,
+            agent,
+            parts,
+            form.wav,
+            words=[w.model_dump() for w in phrase.words or ()],
+            timings=services.word_timings,
+        )
     return StoreResponse(
         stored=result.entry is not None,
         created=result.created,

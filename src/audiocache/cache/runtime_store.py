@@ -14,7 +14,7 @@ same rule the details upload uses; with an engine it is the runtime path's key t
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from audiocache.cache.keys import KeyParts
 from audiocache.cache.service import CacheService
 from audiocache.cache.text import validate_text
 from audiocache.cache.tuning import validate_tuning
+from audiocache.cache.word_timings import WordTiming, WordTimings
 from audiocache.errors import StorageUnavailable
 from audiocache.models import Agent, Entry
 
@@ -71,12 +72,22 @@ async def lookup(cache: CacheService, agent: Agent, parts: KeyParts) -> Entry | 
     return entry
 
 
-async def store(cache: CacheService, agent: Agent, parts: KeyParts, wav: bytes) -> StoreResult:
-    """Store the runtime's own synthesis under ``parts`` if admission and privacy let it in.
+async def store(
+    cache: CacheService,
+    agent: Agent,
+    parts: KeyParts,
+    wav: bytes,
+    *,
+    words: Sequence[Any] = (),
+    timings: WordTimings | None = None,
+) -> StoreResult:
+    """Store the runtime's own synthesis under ``parts`` if admission and privacy let it in,
+    with the word timestamps its engine gave (``words``, kept by ``timings``) if any.
 
     Idempotent: a phrase already cached is returned as it is (its audio is not replaced: the
-    first take stays, as on the runtime path)."""
+    first take stays, as on the runtime path, and so do its timings)."""
     info = parse_wav(wav)  # 400 on anything that is not a WAV we can serve
+    timed = timings.validate(words, info.duration) if timings is not None and words else []
     reason = personal_skip(agent, parts.text)  # the agent's rule, as on the runtime path
     if reason is not None:
         cache.hits.lookups.privacy_skipped(agent.id, parts.provider)
@@ -93,6 +104,7 @@ async def store(cache: CacheService, agent: Agent, parts: KeyParts, wav: bytes) 
         return StoreResult(None, False, "admission")
     if existing is not None:  # its audio was lost: the runtime's take puts it back
         entry = await cache.put_back(existing, wav, info)
+        await _keep_words(timings, entry, timed)
         return StoreResult(entry, True)
     entry, created = await cache.writer.insert(
         {
@@ -113,4 +125,17 @@ async def store(cache: CacheService, agent: Agent, parts: KeyParts, wav: bytes) 
             await cache.entries.forget_request(agent.id, parts.key)
         except StorageUnavailable as exc:  # the entry is stored; a stale count is harmless
             log.warning("could not reset the request count of %s: %s", parts.key, exc.message)
+    if created:
+        await _keep_words(timings, entry, timed)
     return StoreResult(entry, created)
+
+
+async def _keep_words(
+    timings: WordTimings | None, entry: Entry, words: Sequence[WordTiming]
+) -> None:
+    if timings is None or not words:
+        return
+    try:
+        await timings.keep(entry.blob_sha256, entry.cache_key, words)
+    except StorageUnavailable as exc:  # the audio is stored; a hit then replays no words
+        log.warning("could not keep the word timestamps of entry %s: %s", entry.id, exc.message)

@@ -9,6 +9,7 @@ are the general client's (``audiocache.client.errors``): one envelope parser for
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,35 @@ import httpx
 from audiocache.client.errors import NotCached, error_from_response
 from audiocache.client.models import Phrase
 
-__all__ = ["DEFAULT_LOOKUP_BUDGET_S", "AudioCacheClient", "Phrase", "StoreResult"]
+__all__ = [
+    "DEFAULT_LOOKUP_BUDGET_S",
+    "AudioCacheClient",
+    "CachedTake",
+    "Phrase",
+    "StoreResult",
+    "Word",
+]
 
 DEFAULT_LOOKUP_BUDGET_S = 0.050
 DEFAULT_STORE_TIMEOUT_S = 10.0
+WORDS_HEADER = "X-Audio-Word-Timestamps"
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of a take, in seconds from the take's start (``end`` when the engine gave it)."""
+
+    text: str
+    start: float
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class CachedTake:
+    """A hit: the audio as asked for, and the take's word timestamps if it has any."""
+
+    wav: bytes
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,9 +77,18 @@ class AudioCacheClient:
 
     async def lookup(self, phrase: Phrase, output_format: str | None = None) -> bytes | None:
         """The cached audio, or None when not cached (404 NOT_CACHED); raises otherwise."""
+        take = await self.lookup_take(phrase, output_format)
+        return None if take is None else take.wav
+
+    async def lookup_take(
+        self, phrase: Phrase, output_format: str | None = None, *, words: bool = False
+    ) -> CachedTake | None:
+        """As ``lookup``; with ``words``, also the take's word timestamps (if stored)."""
         body = phrase.body()
         if output_format is not None:
             body["output_format"] = output_format
+        if words:
+            body["word_timestamps"] = True
         r = await self._client.post(
             f"{self._base}/lookup", json=body, headers=self._headers, timeout=self.lookup_budget_s
         )
@@ -61,7 +96,8 @@ class AudioCacheClient:
             _raise_for(r)
         except NotCached:
             return None
-        return r.content
+        timed = r.headers.get(WORDS_HEADER)
+        return CachedTake(r.content, _words(timed) if timed else ())
 
     async def lookup_batch(self, phrases: list[Phrase]) -> list[bool]:
         """For each phrase, whether it is cached (the CI check)."""
@@ -74,12 +110,19 @@ class AudioCacheClient:
         _raise_for(r)
         return [bool(item["cached"]) for item in r.json()["results"]]
 
-    async def store(self, phrase: Phrase, wav: bytes) -> StoreResult:
-        """Store audio the runtime synthesized; idempotent (a second call creates nothing)."""
+    async def store(self, phrase: Phrase, wav: bytes, words: Sequence[Word] = ()) -> StoreResult:
+        """Store audio the runtime synthesized, with its word timestamps if it has them;
+        idempotent (a second call creates nothing)."""
+        settings = phrase.body()
+        if words:
+            settings["words"] = [
+                {"text": w.text, "start": w.start, **({"end": w.end} if w.end is not None else {})}
+                for w in words
+            ]
         r = await self._client.post(
             f"{self._base}/store",
             files={"file": ("take.wav", wav, "audio/wav")},
-            data={"settings": json.dumps(phrase.body())},
+            data={"settings": json.dumps(settings)},
             headers=self._headers,
             timeout=self.store_timeout_s,
         )
@@ -91,6 +134,11 @@ class AudioCacheClient:
             reason=data.get("reason"),
             entry=data.get("entry"),
         )
+
+
+def _words(header: str) -> tuple[Word, ...]:
+    rows = json.loads(header)
+    return tuple(Word(str(t), float(s), None if e is None else float(e)) for t, s, e in rows)
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -6,7 +6,15 @@ its frames live, and stores the audio once the utterance completed. An interrupt
 is never stored: Pipecat closes the generator, so the code after the loop does not run.
 Any cache error, or a lookup slower than its budget (50 ms by default), falls back to the
 wrapped service (fail-open) and is counted in ``stats``. The loop is ``front.CacheFront``'s,
-shared with the LiveKit plugin.
+shared with the LiveKit plugin, and so is clause mode (``clauses=True``).
+
+Word timestamps: a wrapped service that times its words calls ``add_word_timestamps`` on
+itself; the wrapper takes that call (the wrapped service is in no pipeline), keeps the words
+with the take relative to its start, and passes them on at this context's offset. Services
+that time every synthesis from zero and those that run one timeline on (ElevenLabs' HTTP
+service) are both understood: a first word earlier than the audio already produced means the
+former. Hits replay the stored words. Only services that yield their audio from ``run_tts``
+(the HTTP ones) can be wrapped; websocket services deliver it from a task of their own.
 """
 
 from __future__ import annotations
@@ -16,10 +24,20 @@ from typing import Any
 
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame, TTSAudioRawFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
+from pipecat.utils.text.word_timestamp_utils import merge_punct_tokens
 
-from audiocache.integrations.client import AudioCacheClient
-from audiocache.integrations.front import DEFAULT_MAX_PENDING_STORES, CacheFront, LiveTake
+from audiocache.audio.joins import DEFAULT_PAUSE_MS
+from audiocache.integrations.client import AudioCacheClient, Phrase
+from audiocache.integrations.front import (
+    DEFAULT_MAX_PENDING_STORES,
+    CacheFront,
+    LiveTake,
+    approximate_words,
+    clause_audio,
+    clauses_of,
+)
 from audiocache.integrations.stats import CacheStats
 
 __all__ = ["CacheStats", "CachedTTSService"]
@@ -36,20 +54,37 @@ class CachedTTSService(TTSService):
         voice: str | None = None,
         language: str | None = None,
         max_pending_stores: int = DEFAULT_MAX_PENDING_STORES,
+        clauses: bool = False,
+        clause_pause_ms: int = DEFAULT_PAUSE_MS,
         **kwargs: Any,
     ) -> None:
         """``max_pending_stores`` (default 8) bounds the stores running in the background;
-        past it a finished miss is not stored (counted in ``stats.fail_open``). The wrapper
+        past it a finished miss is not stored (counted in ``stats.fail_open``). ``clauses``:
+        cache per clause (split at , ; : and dashes) and join them (``front.clause_audio``);
+        a sentence with a missing clause then plays once that clause is synthesized. The wrapper
         opens and closes its audio contexts itself (``push_start_frame``/``push_stop_frames``),
         as the HTTP services do, and runs at the wrapped service's sample rate."""
         kwargs.setdefault("push_start_frame", True)
         kwargs.setdefault("push_stop_frames", True)
         kwargs.setdefault("sample_rate", wrapped._init_sample_rate)
+        # A wrapped service that times words pushes no sentence TTSTextFrames; nor do we.
+        kwargs.setdefault("push_text_frames", wrapped._push_text_frames)
+        kwargs.setdefault("settings", TTSSettings(model=None, voice=voice, language=language))
         super().__init__(**kwargs)
         self._wrapped = wrapped
-        self._front = CacheFront(cache, max_pending_stores=max_pending_stores)
+        self._timed = not self._push_text_frames
+        self._front = CacheFront(cache, max_pending_stores=max_pending_stores, words=self._timed)
         self._voice = voice
         self._language = language
+        # Word timestamps the wrapped service reports come to us (it is in no pipeline).
+        wrapped.add_word_timestamps = self._wrapped_words  # type: ignore[method-assign]
+        self._take: LiveTake | None = None  # the live synthesis running now, if any
+        self._take_base = 0.0  # where that take starts on the wrapped service's timeline
+        self._wrapped_seconds = 0.0  # audio the wrapped service produced so far
+        self._context: tuple[str | None, float] = (None, 0.0)  # our context, seconds in it
+        self._clauses = clauses
+        self._clause_pause_ms = clause_pause_ms
+        self._forward_words = True  # off in clause mode: the joined words go instead
 
     @property
     def stats(self) -> CacheStats:
@@ -88,10 +123,49 @@ class CachedTTSService(TTSService):
     def _rate(self) -> int:
         return self.sample_rate or self._wrapped.sample_rate or 16000
 
+    def _offset(self, context_id: str) -> float:
+        """Seconds of audio already spoken in this context (word times are relative to it)."""
+        current, seconds = self._context
+        return seconds if current == context_id else 0.0
+
+    def _spoke(self, context_id: str, seconds: float) -> None:
+        self._context = (context_id, self._offset(context_id) + seconds)
+
+    async def _wrapped_words(
+        self,
+        word_times: list[tuple[str, float]],
+        context_id: str | None = None,
+        includes_inter_frame_spaces: bool | None = None,
+        pre_merge_tokens: bool = False,
+    ) -> None:
+        """The wrapped service's ``add_word_timestamps``: kept with the take, passed on."""
+        if pre_merge_tokens:
+            word_times = merge_punct_tokens(word_times)
+        take, shifted = self._take, []
+        for word, timestamp in word_times:
+            if take is not None:
+                if not take.words and timestamp < self._take_base - 0.05:
+                    self._take_base = 0.0  # this service times each synthesis from zero
+                take.add_word(word, timestamp - self._take_base)
+            start = timestamp - self._take_base
+            shifted.append((word, start + (self._offset(context_id) if context_id else 0.0)))
+        if self._forward_words:
+            await self.add_word_timestamps(shifted, context_id, includes_inter_frame_spaces)
+
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         phrase = self._front.phrase(text, self._voice, self._language)
+        if self._clauses and len(clauses := clauses_of(phrase.text)) > 1:
+            async for frame in self._run_clauses(clauses, context_id):
+                yield frame
+            return
         hit = await self._front.lookup(phrase, self._rate())
         if hit is not None:
+            if self._timed:
+                words = hit.words or approximate_words(phrase.text, hit.seconds)
+                offset = self._offset(context_id)
+                await self.add_word_timestamps(
+                    [(w.text, w.start + offset) for w in words], context_id
+                )
             step = int(hit.sample_rate * CHUNK_SECONDS) * 2 * hit.channels
             for start in range(0, len(hit.pcm), step):
                 yield TTSAudioRawFrame(
@@ -100,14 +174,58 @@ class CachedTTSService(TTSService):
                     hit.channels,
                     context_id=context_id,
                 )
+            self._spoke(context_id, hit.seconds)
             return
         take = LiveTake(phrase)
-        async for frame in self._wrapped.run_tts(text, context_id):
-            if isinstance(frame, TTSAudioRawFrame):
-                take.add(frame.audio, frame.sample_rate, frame.num_channels)
-            yield frame
+        self._take, self._take_base = take, self._wrapped_seconds
+        try:
+            async for frame in self._wrapped.run_tts(text, context_id):
+                if isinstance(frame, TTSAudioRawFrame):
+                    take.add(frame.audio, frame.sample_rate, frame.num_channels)
+                yield frame
+        finally:
+            self._take = None
+            self._wrapped_seconds += take.seconds
+            self._spoke(context_id, take.seconds)
         # Reached only when the utterance completed: an interruption closes the generator.
         self._front.store(take)
+
+    async def _run_clauses(
+        self, clauses: list[str], context_id: str
+    ) -> AsyncGenerator[Frame | None, None]:
+        others: list[Frame] = []  # what the wrapped service says besides audio (errors)
+
+        async def live(clause: str, phrase: Phrase) -> LiveTake:
+            take = LiveTake(phrase)
+            self._take, self._take_base = take, self._wrapped_seconds
+            self._forward_words = False
+            try:
+                async for frame in self._wrapped.run_tts(clause, context_id):
+                    if isinstance(frame, TTSAudioRawFrame):
+                        take.add(frame.audio, frame.sample_rate, frame.num_channels)
+                    elif frame is not None:
+                        others.append(frame)
+            finally:
+                self._take, self._forward_words = None, True
+                self._wrapped_seconds += take.seconds
+            return take
+
+        rate = self._rate()
+        phrases = [self._front.phrase(c, self._voice, self._language) for c in clauses]
+        pcm, words = await clause_audio(
+            self._front, clauses, phrases, rate, live, pause_ms=self._clause_pause_ms
+        )
+        for frame in others:
+            yield frame
+        seconds = len(pcm) / (2 * rate)
+        if self._timed:
+            timed = words or approximate_words(" ".join(clauses), seconds)
+            offset = self._offset(context_id)
+            await self.add_word_timestamps([(w.text, w.start + offset) for w in timed], context_id)
+        step = int(rate * CHUNK_SECONDS) * 2
+        for start in range(0, len(pcm), step):
+            yield TTSAudioRawFrame(pcm[start : start + step], rate, 1, context_id=context_id)
+        self._spoke(context_id, seconds)
 
     async def drain(self) -> None:
         """Wait for the background stores (tests, shutdown)."""

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.references import all_references, drop_variants_of, is_referenced
-from audiocache.storage.tables import pending_blob_deletes
+from audiocache.storage.tables import pending_blob_deletes, word_timings
 
 
 @dataclass
@@ -52,6 +52,7 @@ async def sweep_pending(
             await db.lock_blob(conn, sha)  # no writer may re-check this blob meanwhile
             if not await is_referenced(conn, sha):
                 work.extend(await drop_variants_of(conn, sha))
+                await conn.execute(word_timings.delete().where(word_timings.c.blob_sha256 == sha))
                 await blobs.delete(sha)
                 removed += 1
             await conn.execute(

@@ -296,3 +296,16 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_account_at", "account_id", "at"),
     sqlite_autoincrement=True,
 )
+
+# Word timestamps of a take, as the engine that spoke it gave them (the runtime store route,
+# ``storage/word_timings_repo.py``): keyed by the audio and the entry's key, so a replaced
+# take has none until its own are stored, two phrases that happen to share audio keep their
+# own words, and they are collected with the blob (``gc.py``).
+word_timings = sa.Table(
+    "audio_cache_word_timings",
+    metadata,
+    sa.Column("blob_sha256", sa.String(64), primary_key=True),
+    sa.Column("cache_key", sa.String(64), primary_key=True),
+    sa.Column("words_json", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
