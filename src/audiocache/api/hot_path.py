@@ -191,7 +191,9 @@ class HotPath:
     async def _with_bytes(self, response: BlobResponse) -> BlobResponse:
         """The response with its blob's bytes from memory, if the memo may hold them."""
         blobs = self.memo.blobs
-        if response.data is not None or response.blob is None or not blobs.fits(response.size):
+        if response.data is not None or response.blob is None or response.redirect is not None:
+            return response
+        if not blobs.fits(response.size):
             return response
         data = blobs.get(response.blob)
         if data is None:
