@@ -64,3 +64,19 @@ def test_mypy_is_strict_on_the_domain() -> None:
     strict = {m for o in config["overrides"] if o.get("strict") for m in o["module"]}
     expected = {"audiocache.cache.*", "audiocache.storage.*", "audiocache.audio.*"}
     assert expected | {"audiocache.tts.*", "audiocache.auth"} <= strict
+
+
+@pytest.mark.parametrize("path", _python_files("client"), ids=str)
+def test_the_client_needs_no_server_code(path: Path) -> None:
+    """``audiocache.client`` runs where only httpx is installed: no web framework, no
+    server module (its errors and models are its own)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        for name in names:
+            assert name.split(".")[0] not in WEB, f"{path} imports {name}"
+            if name.startswith("audiocache"):
+                assert name.startswith("audiocache.client"), f"{path} imports {name}"

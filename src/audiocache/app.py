@@ -13,15 +13,20 @@ from audiocache import __version__
 from audiocache.api import (
     agents,
     audio_cache,
+    audit,
     curation,
+    history,
     openai_speech,
     operations,
     runtime_store,
     speak,
     stats,
+    transfer,
     voices,
+    whoami,
 )
 from audiocache.api.docs import install_openapi
+from audiocache.api.docs_pages import install_docs
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
 from audiocache.api.hot_path import HotPath
 from audiocache.api.observe import RequestObserver
@@ -49,23 +54,28 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description="Self-hosted TTS audio cache speaking the PolyAI Agents API audio cache "
         "contract (1.0.11), plus a lookup-or-synthesize runtime path.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from the package's files by install_docs, no CDN
         redoc_url=None,
         **_without_native_telemetry(),
     )
     app.state.services = services
     install_error_handlers(app)
     app.include_router(stats.router)  # before /{entryId} routes: 'stats' is no entry id
+    app.include_router(transfer.router)  # before /{entryId} routes too: 'export', 'import'
     app.include_router(audio_cache.router)
     app.include_router(curation.router)
+    app.include_router(history.router)
     app.include_router(runtime_store.router)
     app.include_router(agents.router)
     app.include_router(speak.router)
     app.include_router(voices.router)
     app.include_router(openai_speech.router)
+    app.include_router(whoami.router)
 
+    app.include_router(audit.router)
     app.include_router(operations.router)
     install_ui(app)
+    install_docs(app)
     install_openapi(app)
     if services.settings.hot_path:
         app.add_middleware(HotPath, services=services)
@@ -73,6 +83,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         RequestObserver,
         metrics=services.metrics,
         access_log_enabled=services.settings.access_log,
+        audit=audit.recorder(services.audit),
     )
     app.add_middleware(CorrelationMiddleware)  # added last: outermost, around the hot path too
     return app

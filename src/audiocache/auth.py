@@ -50,6 +50,8 @@ class Authenticator:
 
 def require(principal: Principal, permission: str) -> None:
     if not principal.can(permission):
+        if permission == "*":
+            raise Forbidden("This needs an admin key (one granted '*')")
         raise Forbidden(f"The API key does not have the {permission} permission")
 
 

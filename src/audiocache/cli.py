@@ -17,6 +17,7 @@ from rich.table import Table
 from audiocache.auth import validate_grants
 from audiocache.cache.agents import EvictionPolicy
 from audiocache.cache.warmup import WarmReport, parse_phrases, warm_up
+from audiocache.cli_cache import cache_app
 from audiocache.config import Settings, settings_markdown
 from audiocache.errors import AudioCacheError
 from audiocache.models import Agent
@@ -28,6 +29,7 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 agents_app = typer.Typer(help="Agents: list, create, set the cache policy.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(agents_app, name="agents")
+app.add_typer(cache_app, name="cache")
 console = Console(stderr=True)
 T = TypeVar("T")
 
@@ -336,8 +338,8 @@ def regenerate(
         failed = 0
         for entry_id in entry_ids:
             try:
-                entry = await services.cache.get_entry(found.id, entry_id)
-                await services.cache.regenerate(entry)
+                entry = await services.curation.get_entry(found.id, entry_id)
+                await services.curation.regenerate(entry)
                 console.print(f"{entry_id}: regenerated")
             except AudioCacheError as exc:
                 failed += 1

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
         "gives up (503; the runtime path then answers without storing). Writes hold the lock "
         "for milliseconds, so 30 s is only reached when something is stuck.",
     )
+    database_read_threads: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Threads of their own that run SQLite's list pages, counts and searches "
+        "(the hot path's point lookups run on the event loop): at most this many such reads "
+        "at once per process; more wait their turn instead of taking the threads that file "
+        "and engine work share.",
+    )
     blob_dir: Path | None = Field(
         None, description="Folder of the content-addressed audio blobs; default: <data_dir>/blobs."
     )
@@ -65,7 +74,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Single flight across instances: how long a synthesis lease lasts without "
         "renewal (renewed every third of it while synthesizing). An instance killed while "
-        "synthesizing delays the others' takeover by at most this.",
+        "synthesizing delays the others' takeover by at most this. The evictor's lease (one "
+        "evictor at a time across instances) lasts as long.",
     )
     lease_poll_seconds: float = Field(
         0.05,
@@ -79,6 +89,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest wait for another instance's synthesis before synthesizing "
         "anyway (above the engine start + synthesis deadlines, so it only trips on a hang).",
+    )
+    max_lease_waiters: int = Field(
+        32,
+        ge=1,
+        description="Most phrases one instance may be waiting for at once while other "
+        "instances synthesize them (requests for one phrase share one wait; each wait polls "
+        "the database every lease_poll_seconds: 32 x 20/s = 640 point reads/s at most). One "
+        "more gets 503 LEASE_WAITERS_BUSY with Retry-After.",
     )
     max_upload_bytes: int = Field(
         6 * MIB, gt=0, description="Largest WAV accepted by the replace-file/details uploads."
@@ -273,6 +291,48 @@ class Settings(BaseSettings):
         description="Earlier takes kept per entry (replace, replace-with-settings, regenerate "
         "and restore keep the take they replace); the oldest beyond it is dropped and its "
         "blob collected. 0 keeps none.",
+    )
+    transfer_max_archive_bytes: int = Field(
+        2 * 1024 * MIB,
+        gt=0,
+        description="Largest archive accepted by the import and takes-upload routes (spooled "
+        "to disk while it arrives, refused as soon as it passes this).",
+    )
+    transfer_max_file_bytes: int = Field(
+        64 * MIB,
+        gt=0,
+        description="Largest WAV inside an import archive or a takes upload; each is held in "
+        "memory once while it is verified and stored, so this bounds an import's memory.",
+    )
+    transfer_max_manifest_bytes: int = Field(
+        64 * MIB,
+        gt=0,
+        description="Largest manifest of an import archive (about 100,000 entries) and mapping "
+        "file of a takes upload; read whole into memory.",
+    )
+    audit_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Interval at which audit-log events (one per write request) are written "
+        "to the database in one batch; a crash loses at most this interval's events.",
+    )
+    audit_queue_max: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Audit-log events held in memory per worker; a write request that "
+        "finds this many waiting writes them before it goes on.",
+    )
+    audit_retention_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Audit-log events older than this many days are deleted by a background sweep.",
+    )
+    audit_sweep_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Interval of the audit-log retention sweep (also run at start-up).",
     )
     eviction_policy: Literal["lru", "lfu"] = Field(
         "lru",

@@ -15,10 +15,14 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │   ├── InvalidSettings              400 INVALID_SETTINGS
     │   ├── InvalidVoice                 400 INVALID_VOICE
     │   ├── InvalidText                  400 INVALID_TEXT
+    │   ├── InvalidArchive               400 INVALID_ARCHIVE     (import: corrupt or unknown)
+    │   ├── InvalidMapping               400 INVALID_MAPPING     (takes upload: file → text)
     │   └── ProviderUnavailable          400 PROVIDER_UNAVAILABLE
     ├── Unauthorized                     401 UNAUTHORIZED
     ├── Forbidden                        403 FORBIDDEN
     ├── NotFound                         404 NOT_FOUND
+    │   ├── NotCached                    404 NOT_CACHED             (a lookup found no audio)
+    │   └── UnknownTake                  404 TAKE_NOT_FOUND         (no such take of the entry)
     ├── MethodNotAllowed                 405 METHOD_NOT_ALLOWED
     ├── RequestTimeout                   408 REQUEST_TIMEOUT        (body stalled or too slow)
     ├── Conflict                         409 CONFLICT
@@ -33,7 +37,8 @@ wire envelope in one place (``api/errors.py``) using the class attributes below:
     │       └── ProviderTimeout          504 PROVIDER_TIMEOUT
     ├── Busy                             503 BUSY                   (Retry-After)
     │   ├── EngineBusy                   503 ENGINE_BUSY            (engine pool full / deadline)
-    │   └── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   ├── UploadsBusy                  503 UPLOADS_BUSY           (concurrent upload cap)
+    │   └── LeaseWaitersBusy             503 LEASE_WAITERS_BUSY     (waits on other instances)
     ├── NotReady                         503 NOT_READY              (/readyz: a part is down)
     └── StorageUnavailable               503 STORAGE_UNAVAILABLE
         └── StorageFull                  507 STORAGE_FULL           (disk or quota full)
@@ -113,6 +118,16 @@ class InvalidText(InvalidInput):
     default_message = "Invalid text"
 
 
+class InvalidArchive(InvalidInput):
+    error_code = "INVALID_ARCHIVE"
+    default_message = "The archive is not a valid audiocache export"
+
+
+class InvalidMapping(InvalidInput):
+    error_code = "INVALID_MAPPING"
+    default_message = "The mapping of files to transcripts is invalid"
+
+
 class ProviderUnavailable(InvalidInput):
     error_code = "PROVIDER_UNAVAILABLE"
     default_message = "No engine is configured for this provider"
@@ -141,6 +156,13 @@ class NotCached(NotFound):
 
     error_code = "NOT_CACHED"
     default_message = "The phrase is not cached"
+
+
+class UnknownTake(NotFound):
+    """The entry has no earlier take of that id (never had, or it was restored or trimmed)."""
+
+    error_code = "TAKE_NOT_FOUND"
+    default_message = "Take not found"
 
 
 class MethodNotAllowed(AudioCacheError):
@@ -221,6 +243,13 @@ class EngineBusy(Busy):
 class UploadsBusy(Busy):
     error_code = "UPLOADS_BUSY"
     default_message = "Too many uploads in progress; try again later"
+
+
+class LeaseWaitersBusy(Busy):
+    error_code = "LEASE_WAITERS_BUSY"
+    default_message = (
+        "Too many requests are waiting for other instances' syntheses; try again later"
+    )
 
 
 class ProviderError(SynthesisFailed):

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line, with the request's correlation id when known."""
+"""Structured logs: one JSON object a line, with the request's correlation id when known and
+the process id (with ``--workers N``, which worker wrote the line)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):

@@ -185,3 +185,37 @@ class Take:
     regenerated: bool
     imported: bool
     audio_filename: str | None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One write request an API key made: who, what, when, from where, and how it ended.
+
+    ``agent_id``, ``entry_id`` and ``target_id`` (a take or voice) are the public ids the
+    request's path named, as the caller wrote them."""
+
+    at: datetime  # naive UTC, when the response went out
+    account_id: str
+    key_id: str
+    operation: str  # the OpenAPI operationId
+    method: str
+    route: str  # the path template
+    status: int
+    correlation_id: str
+    agent_id: str | None = None
+    entry_id: str | None = None
+    target_id: str | None = None
+    address: str | None = None
+    id: int | None = None  # set once stored
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A page of an account's audit log, newest first; ``since`` inclusive, ``until``
+    exclusive (naive UTC)."""
+
+    limit: int = 50
+    offset: int = 0
+    operation: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None

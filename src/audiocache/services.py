@@ -11,7 +11,10 @@ from pydantic import SecretStr
 
 from audiocache.auth import Authenticator
 from audiocache.cache.agents import AgentService
+from audiocache.cache.audit import AuditLog
+from audiocache.cache.curation import Curation
 from audiocache.cache.evictor import Evictor
+from audiocache.cache.history import TakeHistory
 from audiocache.cache.hits import HitCounter
 from audiocache.cache.leases import LeaseTimings, SynthesisLeases
 from audiocache.cache.service import CacheService
@@ -23,6 +26,7 @@ from audiocache.config import Settings
 from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
 from audiocache.storage.agents_repo import AgentRepository
+from audiocache.storage.audit_repo import AuditRepository
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.blobs.fs import FilesystemBlobStore
 from audiocache.storage.db import Database
@@ -32,6 +36,7 @@ from audiocache.storage.gc import sweep_pending
 from audiocache.storage.keys_repo import ApiKeyRepository
 from audiocache.storage.leases_repo import LeaseRepository
 from audiocache.storage.lookups_repo import LookupRepository
+from audiocache.storage.takes_repo import TakeRepository
 from audiocache.storage.variants_repo import VariantRepository
 from audiocache.storage.voices_repo import VoiceRepository
 from audiocache.tts.base import Engine, EngineRegistry
@@ -66,6 +71,7 @@ class Services:
     entries: EntryRepository
     authenticator: Authenticator
     cache: CacheService
+    curation: Curation
     agents: AgentService
     voices: VoiceLibrary
     variants: VariantCache
@@ -73,6 +79,8 @@ class Services:
     evictor: Evictor
     stats: LookupRepository
     metrics: Metrics
+    history: TakeHistory
+    audit: AuditLog
 
     async def start(self) -> None:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
@@ -90,8 +98,10 @@ class Services:
         _freeze_startup_objects()
         self.hits.start()
         self.evictor.start()
+        self.audit.start()
 
     async def stop(self) -> None:
+        await self.audit.stop()
         await self.evictor.stop()
         await self.hits.stop()
         await self.engines.close()
@@ -108,6 +118,7 @@ def build_services(
     db = Database(
         settings.resolved_database_url(),
         busy_timeout_seconds=settings.database_busy_timeout_seconds,
+        read_threads=settings.database_read_threads,
     )
     blob_store = blobs or blob_store_for(settings)
     chosen = engines if engines is not None else default_engines(settings)
@@ -143,18 +154,31 @@ def build_services(
                 ttl_seconds=settings.lease_seconds,
                 poll_seconds=settings.lease_poll_seconds,
                 wait_seconds=settings.lease_wait_seconds,
+                max_waiters=settings.max_lease_waiters,
             ),
         ),
         metrics=metrics,
     )
+    curation = Curation(
+        writer=cache.writer,
+        entries=entries,
+        blobs=blob_store,
+        engines=registry,
+        hits=hits,
+        accounting=cache.accounting,
+        max_text_chars=settings.max_text_chars,
+        forget_recent=cache.forget_recent,
+    )
     eviction = EvictionRepository(db)
     evictor = Evictor(
         repo=eviction,
-        cache=cache,
+        curation=curation,
         installation=installation_limits(settings),
         interval_seconds=settings.eviction_interval_seconds,
         batch_size=settings.eviction_batch_size,
         on_evicted=metrics.evicted,
+        lease=LeaseRepository(db),
+        lease_seconds=settings.lease_seconds,
     )
     return Services(
         settings=settings,
@@ -165,7 +189,8 @@ def build_services(
         entries=entries,
         authenticator=Authenticator(keys, settings.key_cache_seconds),
         cache=cache,
-        agents=AgentService(AgentRepository(db), cache, eviction),
+        curation=curation,
+        agents=AgentService(AgentRepository(db), curation, eviction),
         voices=voices,
         variants=VariantCache(
             VariantRepository(db),
@@ -177,6 +202,14 @@ def build_services(
         evictor=evictor,
         stats=stats,
         metrics=metrics,
+        history=TakeHistory(curation, TakeRepository(db)),
+        audit=AuditLog(
+            AuditRepository(db),
+            flush_seconds=settings.audit_flush_seconds,
+            max_pending=settings.audit_queue_max,
+            retention_days=settings.audit_retention_days,
+            sweep_seconds=settings.audit_sweep_seconds,
+        ),
     )
 
 

@@ -35,7 +35,7 @@ class Operation:
     operation_id: str
     permission: str | None
     method: str
-    path: str  # as the OpenAPI writes it: {agentId}, {entryId}, {accountId}, {voiceId}, {token}
+    path: str  # as the OpenAPI writes it: {agentId}, {entryId}, {takeId}, {accountId}, …
     success: int
     body: Callable[[], dict[str, Any]] = dict  # httpx request kwargs, built fresh per request
 
@@ -74,6 +74,7 @@ LIBRARY = "/v1/accounts/{accountId}/voice-library"
 READ, WRITE = "audio_cache:read", "audio_cache:write"
 AGENTS_READ, AGENTS_WRITE = "agents:read", "agents:write"
 VOICES_READ, VOICES_WRITE = "voice_library:read", "voice_library:write"
+ANY_KEY = "any key"  # a valid key of any account, granting anything or nothing
 NEW_VOICE = {"name": "Robot", "provider": "espeak", "providerVoiceId": "en-gb", "config": {}}
 
 OPERATIONS = [
@@ -119,6 +120,12 @@ OPERATIONS = [
         _json({"phrases": [{"text": PHRASE}]}),
     ),
     Operation("storeAudioCache", WRITE, "POST", CACHE + "/store", 200, _store),
+    # take history
+    Operation("listAudioCacheEntryTakes", READ, "GET", ENTRY + "/history", 200),
+    Operation("downloadAudioCacheEntryTake", READ, "GET", ENTRY + "/history/{takeId}/file", 200),
+    Operation(
+        "restoreAudioCacheEntryTake", WRITE, "POST", ENTRY + "/history/{takeId}/restore", 200
+    ),
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
     Operation(
@@ -158,12 +165,17 @@ OPERATIONS = [
     # the signed sample link: the token is the credential, no key is asked for
     Operation("downloadVoiceSample", None, "GET", "/v1/voice-samples/{token}", 200),
     Operation("headDownloadVoiceSample", None, "HEAD", "/v1/voice-samples/{token}", 200),
+    # the account's audit log: an admin key (grant '*') only
+    Operation("listAuditLog", "*", "GET", "/v1/accounts/{accountId}/audit-log", 200),
     # operations: probes and the Prometheus scrape (open unless a metrics token is set)
     Operation("getHealth", None, "GET", "/healthz", 200),
     Operation("getReadiness", None, "GET", "/readyz", 200),
     Operation("getMetrics", None, "GET", "/metrics", 200),
+    # any valid key, whatever it grants: what the key is (the web page's sign-in)
+    Operation("getWhoami", ANY_KEY, "GET", "/v1/whoami", 200),
 ]
-KEYED = [op for op in OPERATIONS if op.permission is not None]
+KEYED = [op for op in OPERATIONS if op.permission not in (None, ANY_KEY)]
+ANY_KEYED = [op for op in OPERATIONS if op.permission == ANY_KEY]
 PUBLIC = [op for op in OPERATIONS if op.permission is None]
 ENTRY_OPERATIONS = [op for op in KEYED if "{entryId}" in op.path]
 # Served routes the OpenAPI leaves out on purpose; each is public.
@@ -172,6 +184,8 @@ ENTRY_OPERATIONS = [op for op in KEYED if "{entryId}" in op.path]
 UNLISTED_PUBLIC: dict[tuple[str, str], int] = {
     ("GET", "/"): 307,
     ("GET", "/ui/"): 200,
+    # the OpenAPI's two browsable views (their assets are a mount)
+    ("GET", "/redoc"): 200,
 }
 FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
 
@@ -216,9 +230,18 @@ def assert_error(response: httpx.Response, status: int, code: str, method: str) 
 
 @pytest.fixture
 async def params(api: Api) -> dict[str, str]:
-    """Real ids for the path parameters: an agent with one entry, and a library voice."""
+    """Real ids for the path parameters: an agent with one entry (replaced once, so it has
+    an earlier take), and a library voice."""
     await api.create_agent(AGENT)
     entry = await api.seed_entry(AGENT, PHRASE)
+    r = await api.client.patch(
+        f"/v1/agents/{AGENT}/audio-cache/{entry}/file",
+        content=sine_wav(freq=300.0),
+        headers={**api.headers, "Content-Type": "audio/wav"},
+    )
+    assert r.status_code == 204, r.text
+    r = await api.client.get(f"/v1/agents/{AGENT}/audio-cache/{entry}/history", headers=api.headers)
+    take = r.json()["takes"][0]["id"]
     r = await api.client.post(
         f"/v1/accounts/{ACCOUNT}/voice-library",
         json={**NEW_VOICE, "providerVoiceId": "en-us"},
@@ -226,7 +249,13 @@ async def params(api: Api) -> dict[str, str]:
     )
     assert r.status_code == 200, r.text
     voice = r.json()["voice"]["id"]
-    return {"agentId": AGENT, "entryId": entry, "accountId": ACCOUNT, "voiceId": voice}
+    return {
+        "agentId": AGENT,
+        "entryId": entry,
+        "takeId": take,
+        "accountId": ACCOUNT,
+        "voiceId": voice,
+    }
 
 
 async def sample_token(api: Api, params: dict[str, str]) -> str:
@@ -257,8 +286,8 @@ async def key_for(api: Api, caller: str, op: Operation) -> str | None:
         return await revoked_key(api)
     if caller == "lacks-permission":
         return await api.new_key(set(ALL_GRANTS) - {op.permission})
-    if caller == "other-account":
-        return await api.new_key(ALL_GRANTS, account="globex")
+    if caller == "other-account":  # every permission, the admin grant too
+        return await api.new_key({*ALL_GRANTS, "*"}, account="globex")
     assert caller == "permitted"
     assert op.permission is not None
     return await api.new_key({op.permission})  # exactly that permission, nothing else
@@ -303,7 +332,9 @@ async def test_the_table_covers_every_served_operation(api: Api) -> None:
         needs_key = bool(operation.get("security"))
         assert needs_key == (op.permission is not None), op.operation_id
         if needs_key:
-            assert {"401", "403"} <= set(operation["responses"]), op.operation_id
+            assert "401" in operation["responses"], op.operation_id
+            if op.permission != ANY_KEY:
+                assert "403" in operation["responses"], op.operation_id
 
 
 async def test_routes_outside_the_openapi_are_public_on_purpose(api: Api) -> None:
@@ -346,6 +377,34 @@ async def test_public_operations_need_no_key(
     account's) is neither asked for nor held against the caller."""
     response = await call(api, op, await key_for(api, caller, op), params)
     assert response.status_code == op.success, response.text[:300]
+
+
+@pytest.mark.parametrize("caller", ["no-key", "unknown-key", "revoked-key"])
+@pytest.mark.parametrize("op", ANY_KEYED, ids=ids(ANY_KEYED))
+async def test_any_key_operations_refuse_no_valid_key(
+    api: Api, params: dict[str, str], op: Operation, caller: str
+) -> None:
+    response = await call(api, op, await key_for(api, caller, op), params)
+    assert_error(response, 401, "UNAUTHORIZED", op.method)
+
+
+@pytest.mark.parametrize(
+    ("account", "grants"),
+    [("acme", set()), ("acme", {"audio_cache:read"}), ("globex", set(ALL_GRANTS)), ("acme", {"*"})],
+    ids=["no-grant", "one-grant", "other-account", "wildcard"],
+)
+async def test_whoami_tells_any_key_its_own_account_key_id_and_scopes(
+    api: Api, account: str, grants: set[str]
+) -> None:
+    record, key = await api.services.keys.create(account, grants)
+    r = await api.client.get("/v1/whoami", headers={"X-API-KEY": key})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "accountId": account,
+        "keyId": record.key_id,
+        "scopes": sorted(grants),
+    }
+    assert key not in r.text
 
 
 async def state(api: Api) -> dict[str, Any]:

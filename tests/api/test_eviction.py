@@ -263,10 +263,10 @@ async def test_expired_entries_come_first_even_in_small_batches(api: Api, agent:
 
 async def test_an_entry_pinned_after_it_was_chosen_is_spared(api: Api, agent: str) -> None:
     ids = await seed(api, agent, 2)
-    pinned = await api.services.cache.get_entry(agent, ids[0])
-    await api.services.cache.set_pinned(pinned, True)  # as if pinned while a run was deciding
+    pinned = await api.services.curation.get_entry(agent, ids[0])
+    await api.services.curation.set_pinned(pinned, True)  # as if pinned while a run was deciding
     internal = (await api.services.agents.owned(api.account, agent)).id
-    deleted = await api.services.cache.delete_entries(internal, ids, evicting=True)
+    deleted = await api.services.curation.delete_entries(internal, ids, evicting=True)
     assert deleted == [ids[1]]
     assert await remaining(api, agent) == [ids[0]]
     assert (await policy(api, agent))["evictedTotal"] == 1

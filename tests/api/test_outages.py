@@ -116,6 +116,40 @@ async def test_database_restarted(
     assert (await api.entries(agent))["totalCount"] == 1
 
 
+async def assert_not_ready_naming(api: Api, part: str, other: str) -> None:
+    r = await api.client.get("/readyz")
+    body = assert_envelope(r, 503, "NOT_READY")
+    assert "retry-after" in r.headers
+    assert part in body["error_message"] and other not in body["error_message"], body
+
+
+async def test_readiness_names_a_stopped_object_store(api: Api, private_gateway: Radosgw) -> None:
+    assert (await api.client.get("/readyz")).status_code == 200
+    private_gateway.stop_gateway()
+    try:
+        await assert_not_ready_naming(api, "blob store", "database")
+    finally:
+        private_gateway.start_gateway()
+    r = await api.client.get("/readyz")
+    assert r.status_code == 200, r.text
+
+
+async def test_readiness_names_a_stopped_database(
+    api: Api, private_cluster: PostgresCluster
+) -> None:
+    assert (await api.client.get("/readyz")).status_code == 200
+    private_cluster.stop_server()
+    try:
+        await assert_not_ready_naming(api, "database", "blob store")
+    finally:
+        private_cluster.start_server()
+    for _attempt in range(50):  # the pool's first connection after the restart may be stale
+        r = await api.client.get("/readyz")
+        if r.status_code == 200:
+            break
+    assert r.status_code == 200, r.text
+
+
 async def _check(api: Api):  # type: ignore[no-untyped-def]
     from audiocache.storage import gc
 

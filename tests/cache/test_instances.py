@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from support import ALL_GRANTS, Api
+from support import ALL_GRANTS, Api, assert_envelope
 
 from audiocache.app import create_app
+from audiocache.cache.evictor import LEASE_AGENT, LEASE_KEY
 from audiocache.config import Settings
+from audiocache.models import Agent
 from audiocache.services import Services, build_services
 from audiocache.tts.fake import FakeEngine
 
@@ -34,16 +37,23 @@ class Instance:
 
 
 @pytest.fixture
-async def instances(settings: Settings) -> AsyncIterator[list[Instance]]:
+def instance_settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    """What both instances run with; a test changes some through indirect parametrization."""
     # The key cache at its default: a revoked key must be refused by the other instance too.
     default_key_cache = Settings.model_fields["key_cache_seconds"].default
-    settings = settings.model_copy(
+    return settings.model_copy(
         update={
             "lease_seconds": 1.0,
             "lease_poll_seconds": 0.02,
             "key_cache_seconds": default_key_cache,
+            **getattr(request, "param", {}),
         }
     )
+
+
+@pytest.fixture
+async def instances(instance_settings: Settings) -> AsyncIterator[list[Instance]]:
+    settings = instance_settings
     running: list[Instance] = []
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(2):
@@ -150,6 +160,115 @@ async def test_changes_on_one_instance_are_seen_by_the_other_at_once(
     r = await apis[0].client.delete("/v1/agents/bot", headers=apis[0].headers)
     assert r.status_code in (200, 204)
     assert (await apis[1].client.get(listing, headers=apis[1].headers)).status_code == 404
+
+
+class Clock:
+    """The evictors' clock, moved by the test (TTLs and the evictor lease read it)."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=2)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+async def _expired_entries(instances: list[Instance], apis: list[Api], n: int) -> Clock:
+    """``n`` entries of agent "bot" that have all outlived its TTL on the returned clock,
+    which both instances' evictors now read."""
+    await apis[0].create_agent("bot", voice="fake:alpha", admission="always")
+    for i in range(n):
+        await apis[i % 2].seed_entry("bot", f"Phrase number {i}")
+    r = await apis[0].client.put(
+        "/v1/agents/bot/cache-policy",
+        json={"admission": "always", "personalData": "cache", "ttlSeconds": 3600},
+        headers=apis[0].headers,
+    )
+    assert r.status_code == 200, r.text
+    clock = Clock()
+    for instance in instances:
+        instance.services.evictor.now = clock
+    return clock
+
+
+async def test_one_evictor_at_a_time_across_instances(
+    instances: list[Instance], apis: list[Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _expired_entries(instances, apis, 6)
+    first, second = (i.services.evictor for i in instances)
+    # Hold the first run inside its work, lease taken, before it has evicted anything.
+    inside, go = asyncio.Event(), asyncio.Event()
+    agents = first.repo.agents
+
+    async def paused() -> list[Agent]:
+        inside.set()
+        await go.wait()
+        return await agents()
+
+    monkeypatch.setattr(first.repo, "agents", paused)
+    running = asyncio.create_task(first.run_once())
+    await inside.wait()
+    meanwhile = await second.run_once()  # would evict all six without the lease
+    assert meanwhile.skipped and meanwhile.evicted_entries == 0
+    assert (await apis[1].entries("bot"))["totalCount"] == 6
+    go.set()
+    done = await running
+    assert not done.skipped and done.evicted_entries == 6
+    # Released at the end: the other instance's next run is a run (with nothing left).
+    after = await second.run_once()
+    assert not after.skipped and after.evicted_entries == 0
+    assert (first.counters.skipped_runs, second.counters.skipped_runs) == (0, 1)
+
+
+async def test_the_lease_of_an_evictor_killed_mid_run_expires(
+    instances: list[Instance], apis: list[Api]
+) -> None:
+    clock = await _expired_entries(instances, apis, 3)
+    evictor = instances[1].services.evictor
+    assert evictor.lease is not None
+    # An instance killed -9 during its run: it took the lease and never renews nor releases.
+    assert await evictor.lease.try_acquire(
+        LEASE_AGENT, LEASE_KEY, "dead-instance", evictor.lease_seconds, now=clock()
+    )
+    assert (await evictor.run_once()).skipped
+    clock.at += timedelta(seconds=evictor.lease_seconds * 0.9)
+    assert (await evictor.run_once()).skipped
+    clock.at += timedelta(seconds=evictor.lease_seconds * 0.2)
+    report = await evictor.run_once()
+    assert not report.skipped and report.evicted_entries == 3
+    assert (await apis[0].entries("bot"))["totalCount"] == 0
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("instance_settings", [{"max_lease_waiters": 1}], indirect=True)
+async def test_waiters_past_the_cap_are_refused_with_retry_after(
+    instances: list[Instance], apis: list[Api]
+) -> None:
+    await apis[0].create_agent("bot", voice="fake:alpha", admission="always")
+    agent = await instances[0].services.agents.owned("acme", "bot")
+    # Another instance is synthesizing both phrases (slowly: its leases last 30 s).
+    repo = instances[0].services.cache.leases.repo
+    keys = [(await instances[0].services.cache.prepare(agent, t)).key for t in ("One", "Two")]
+    for key in keys:
+        assert await repo.try_acquire(agent.id, key, "other-instance", 30.0)
+    leases = instances[1].services.cache.leases
+    assert leases.timings.max_waiters == 1
+    first = asyncio.create_task(apis[1].speak("bot", "One"))
+    await _until(lambda: leases.waiting == 1)
+    refused = await apis[1].speak("bot", "Two")
+    assert_envelope(refused, 503, "LEASE_WAITERS_BUSY")
+    assert refused.headers["retry-after"] == "1"
+    # A request for the phrase already waited for shares that wait: it is not refused.
+    joined = asyncio.create_task(apis[1].speak("bot", "One"))
+    await _until(lambda: instances[1].services.cache._flights.callers((agent.id, keys[0])) == 2)
+    await repo.release(agent.id, keys[0], "other-instance")  # it gave up: the waiter takes over
+    responses = await asyncio.gather(first, joined)
+    assert [r.status_code for r in responses] == [200, 200]
+    assert len(instances[1].engine.calls) == 1 and leases.refused == 1 and leases.waiting == 0
 
 
 async def test_the_hot_path_memo_never_outlives_a_change_made_on_the_other_instance(

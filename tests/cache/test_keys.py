@@ -9,7 +9,7 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audiocache.cache.keys import KEY_VERSION, SOUND_FIELDS, cache_key, key_payload, normalise_text
+from audiocache.cache.keys import KEY_VERSION, SOUND_FIELDS, KeyParts, cache_key, normalise_text
 
 BASE = {
     "agent_id": "bot",
@@ -24,7 +24,7 @@ texts = st.text(min_size=1, max_size=60).filter(lambda t: normalise_text(t) != "
 
 
 def test_payload_is_inspectable_and_versioned() -> None:
-    payload = key_payload(**BASE)
+    payload = KeyParts(**BASE).payload()
     assert payload["v"] == KEY_VERSION and payload["text"] == "Thanks for calling"
     assert payload["language"] == "en-us" and payload["config"] == {"speed": 1.0}
 

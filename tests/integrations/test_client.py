@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from support import Api, sine_wav
 
+from audiocache.client import Unauthorized
 from audiocache.integrations.client import AudioCacheClient, Phrase
 
 AGENT = "bot"
@@ -35,5 +35,6 @@ async def test_lookup_store_and_batch_round_trip(api: Api) -> None:
 async def test_errors_other_than_not_cached_raise(api: Api) -> None:
     await api.create_agent(AGENT)
     cache = AudioCacheClient(api.client, AGENT, api_key="wrong-key", lookup_budget_s=5.0)
-    with pytest.raises(httpx.HTTPStatusError):
+    with pytest.raises(Unauthorized) as denied:
         await cache.lookup(Phrase("Hello"))
+    assert denied.value.status == 401 and denied.value.error_code == "UNAUTHORIZED"

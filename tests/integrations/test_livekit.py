@@ -65,6 +65,7 @@ async def test_miss_goes_live_is_stored_then_hits_from_cache(api: Api) -> None:
     live = await pcm_of(service, "Welcome to the bank.")
     # 0.5 s of int16; LiveKit's emitter pads the last frame with silence
     assert wrapped.calls == ["Welcome to the bank."] and RATE <= len(live) < RATE * 11 // 10
+    await service.drain()
     assert service.stats.stored == 1 and service.stats.misses == 1
     cached = await pcm_of(service, "Welcome to  the bank.")
     assert wrapped.calls == ["Welcome to the bank."]

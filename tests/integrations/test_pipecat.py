@@ -77,12 +77,12 @@ async def test_interrupted_utterance_is_never_stored(api: Api) -> None:
     await gen.aclose()  # what an interruption does to the generator
     await service.drain()
     assert service.stats.stored == 0
-    assert await service._cache.lookup(Phrase("Please hold the line.")) is None
+    assert await service.cache.lookup(Phrase("Please hold the line.")) is None
 
 
 async def test_cache_error_fails_open_and_is_counted(api: Api) -> None:
     service, wrapped = await make(api)
-    service._cache = AudioCacheClient(api.client, AGENT, api_key="bad", lookup_budget_s=5.0)
+    service.cache = AudioCacheClient(api.client, AGENT, api_key="bad", lookup_budget_s=5.0)
     frames = await collect(service, "Hello.")
     assert len(frames) == 4 and wrapped.calls == ["Hello."]
     assert service.stats.fail_open >= 1

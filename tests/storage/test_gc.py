@@ -295,16 +295,16 @@ async def test_crash_after_replace_commit_before_sweep_is_swept_on_start(
     async def killed_sweep(_shas: list[str] | None) -> None:
         raise Killed
 
-    svc.cache.writer.sweep = killed_sweep  # type: ignore[method-assign]
+    svc.curation.writer.sweep = killed_sweep  # type: ignore[method-assign]
     with pytest.raises(Killed):
-        await svc.cache.replace_audio(entry, WAV_A, "a.wav")
+        await svc.curation.replace_audio(entry, WAV_A, "a.wav")
     assert await svc.blobs.stat(entry.blob_sha256) is not None  # old blob, now unreferenced
 
     restarted = make_services(settings)
     await restarted.start()
     try:
         assert await restarted.blobs.stat(entry.blob_sha256) is None
-        now = await restarted.cache.get_entry(agent.id, entry.id)
+        now = await restarted.curation.get_entry(agent.id, entry.id)
         assert await restarted.blobs.read(now.blob_sha256) == WAV_A
         assert (await gc.check(restarted.db, restarted.blobs)).healthy
     finally:
@@ -346,7 +346,7 @@ async def test_replace_that_reuses_a_hash_a_sweep_just_removed_restores_the_blob
     svc: Services,
 ) -> None:
     agent = await make_agent(svc)
-    holder = await svc.cache.replace_audio(await stored(svc, agent, "One"), WAV_A, "a.wav")
+    holder = await svc.curation.replace_audio(await stored(svc, agent, "One"), WAV_A, "a.wav")
     target = await stored(svc, agent, "Two")
     shared = sha256_hex(WAV_A)
     real_update = svc.entries.update_audio
@@ -358,7 +358,7 @@ async def test_replace_that_reuses_a_hash_a_sweep_just_removed_restores_the_blob
         return await real_update(entry, values, *args, **kwargs)
 
     svc.entries.update_audio = update_after_sweep  # type: ignore[method-assign]
-    updated = await svc.cache.replace_audio(target, WAV_A, "again.wav")
+    updated = await svc.curation.replace_audio(target, WAV_A, "again.wav")
 
     assert updated.blob_sha256 == shared
     assert await svc.blobs.read(shared) == WAV_A
@@ -399,7 +399,7 @@ async def test_kill_right_after_a_row_commit_that_reuses_a_swept_hash_leaves_no_
     """The writer's commit lands after the sweep unlinked the shared blob; the process dies
     before anything after the commit runs. The row must not be left pointing at nothing."""
     agent = await make_agent(svc)
-    holder = await svc.cache.replace_audio(await stored(svc, agent, "One"), WAV_A, "a.wav")
+    holder = await svc.curation.replace_audio(await stored(svc, agent, "One"), WAV_A, "a.wav")
     target = await stored(svc, agent, "Two")
     real_update = svc.entries.update_audio
 
@@ -410,7 +410,7 @@ async def test_kill_right_after_a_row_commit_that_reuses_a_swept_hash_leaves_no_
 
     svc.entries.update_audio = update_then_die  # type: ignore[method-assign]
     with pytest.raises(Killed):
-        await svc.cache.replace_audio(target, WAV_A, "again.wav")
+        await svc.curation.replace_audio(target, WAV_A, "again.wav")
 
     report = await gc.check(svc.db, svc.blobs)
     assert report.rows_without_blob == [], "a committed row points at a swept blob"

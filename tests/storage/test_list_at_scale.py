@@ -62,9 +62,14 @@ async def test_every_sort_is_read_from_its_index(
     index = "ix_entries_agent_id" if field == "id" else f"ix_entries_agent_{field}"
     assert index in plan, plan
     if api.services.db.engine.dialect.name == "sqlite":
-        assert "TEMP B-TREE" not in plan, plan
+        # transcripts: only the runs of equal prefixes are sorted (by the whole text)
+        partial = "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY"
+        assert "TEMP B-TREE" not in (plan.replace(partial, "") if field == "transcript" else plan)
     else:
         assert '"Sort"' not in plan and "Seq Scan" not in plan, plan
+    if field == "transcript" and api.services.db.engine.dialect.name == "postgresql":
+        # the offset is skipped in the stored prefix's index alone (migration 0012)
+        assert '"Index Only Scan"' in plan, plan
 
 
 async def test_contains_is_answered_by_the_trigram_index(api: Api, agent: str) -> None:

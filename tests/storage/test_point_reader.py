@@ -103,3 +103,35 @@ async def test_the_reader_never_writes(api: Api) -> None:
         else:
             await reader.first(entries_repo._BY_ID, {"entry_id": 1, "agent_id": "x"})
             await reader._pool.execute("DELETE FROM audio_cache_entries")
+
+
+async def test_sqlite_list_reads_run_on_their_own_bounded_threads(tmp_path: Any) -> None:
+    """Eight slow reads at once on a reader of two threads: two threads (hence two
+    connections) do them all, none of them the event loop's default executor."""
+    import asyncio
+    import sqlite3
+    import threading
+
+    from audiocache.storage.point_reader import SqlitePointReader
+
+    path = str(tmp_path / "r.db")
+    sqlite3.connect(path).close()
+    reader = SqlitePointReader(path, threads=2)
+    names: set[str] = set()
+    original = reader._connection
+
+    def connection() -> sqlite3.Connection:
+        names.add(threading.current_thread().name)
+        return original()
+
+    reader._connection = connection  # type: ignore[method-assign]
+    n = sa.select(sa.literal(1).label("i")).cte("n", recursive=True)
+    n = n.union_all(sa.select(n.c.i + 1).where(n.c.i < 200000))
+    slow = sa.select(sa.func.count().label("c")).select_from(n)
+    try:
+        results = await asyncio.gather(*(reader.all(slow) for _ in range(8)))
+    finally:
+        await reader.close()
+    assert [r[0]["c"] for r in results] == [200000] * 8
+    assert len(names) <= 2, names
+    assert all(name.startswith("sqlite-read") for name in names), names

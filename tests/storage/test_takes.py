@@ -30,7 +30,7 @@ async def test_replace_keeps_the_replaced_take_bounded(api: Api) -> None:
     agent = await api.create_agent("takes")
     entry = await api.seed_entry(agent, "Hello there")
     internal = (await services.agents.owned(api.account, agent)).id
-    first = (await services.cache.get_entry(internal, int(entry))).blob_sha256
+    first = (await services.curation.get_entry(internal, int(entry))).blob_sha256
     for freq in (300.0, 400.0, 500.0):
         await _replace(api, agent, entry, freq)
     found = await TakeRepository(services.db).of_entry(internal, int(entry))

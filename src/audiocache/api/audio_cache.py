@@ -68,7 +68,7 @@ async def list_entries(
 ) -> ListAudioCacheResponse:
     query = EntryQuery(limit, offset, parse_sort(sort), parse_filters(filter or []))
     agent = await services.agents.owned(principal.account_id, agentId)
-    found, total = await services.cache.list_entries(agent.id, query)
+    found, total = await services.curation.list_entries(agent.id, query)
     return ListAudioCacheResponse(
         entries=[AudioCacheEntry.of(e) for e in found],
         totalCount=total,
@@ -90,7 +90,7 @@ async def delete_entry(
 ) -> DeleteAudioCacheEntryResponse:
     entry_id = parse_entry_id(entryId)
     agent = await services.agents.owned(principal.account_id, agentId)
-    if not await services.cache.delete_entries(agent.id, [entry_id]):
+    if not await services.curation.delete_entries(agent.id, [entry_id]):
         raise NotFound("Audio cache entry not found")
     return DeleteAudioCacheEntryResponse(success=True)
 
@@ -196,8 +196,8 @@ async def replace_file(
         filename = sanitize_filename(_header_text(x_filename), f"{entry_id}.wav")
         parse_wav(wav)  # 400 before 404, as the contract orders the checks
         agent = await services.agents.owned(principal.account_id, agentId)
-        entry = await services.cache.get_entry(agent.id, entry_id)
-        await services.cache.replace_audio(entry, wav, filename)
+        entry = await services.curation.get_entry(agent.id, entry_id)
+        await services.curation.replace_audio(entry, wav, filename)
     return Response(status_code=204)
 
 
@@ -250,8 +250,8 @@ async def replace_details(
         filename = sanitize_filename(_header_text(x_filename) or form.filename, f"{entry_id}.wav")
         parse_wav(form.wav)
         agent = await services.agents.owned(principal.account_id, agentId)
-        entry = await services.cache.get_entry(agent.id, entry_id)
-        await services.cache.replace_details(
+        entry = await services.curation.get_entry(agent.id, entry_id)
+        await services.curation.replace_details(
             entry, form.wav, filename, settings.text, settings.config.as_config()
         )
     return Response(status_code=204)
@@ -278,8 +278,9 @@ async def synthesize_preview(
     entry_id = parse_entry_id(entryId)
     body = await parse_json(request, SynthesizeAudioRequest)
     agent = await services.agents.owned(principal.account_id, agentId)
-    entry = await services.cache.get_entry(agent.id, entry_id)
-    audio = await services.cache.preview(entry, body.text, body.config.as_config(), body.language)
+    entry = await services.curation.get_entry(agent.id, entry_id)
+    config = body.config.as_config()
+    audio = await services.curation.preview(entry, body.text, config, body.language)
     return Response(audio, media_type="audio/wav")
 
 
@@ -305,7 +306,8 @@ async def bulk_delete(
             numeric[raw] = parse_entry_id(raw)
         except InvalidId:
             continue
-    deleted_ids = set(await services.cache.delete_entries(agent.id, sorted(set(numeric.values()))))
+    ids = sorted(set(numeric.values()))
+    deleted_ids = set(await services.curation.delete_entries(agent.id, ids))
     deleted: list[str] = []
     failed: list[str] = []
     seen: set[str] = set()

@@ -47,8 +47,8 @@ async def regenerate(
 ) -> AudioCacheEntry:
     entry_id = parse_entry_id(entryId)
     agent = await services.agents.owned(principal.account_id, agentId)
-    entry = await services.cache.get_entry(agent.id, entry_id)
-    return AudioCacheEntry.of(await services.cache.regenerate(entry))
+    entry = await services.curation.get_entry(agent.id, entry_id)
+    return AudioCacheEntry.of(await services.curation.regenerate(entry))
 
 
 async def _pin(
@@ -56,8 +56,8 @@ async def _pin(
 ) -> AudioCacheEntry:
     parsed = parse_entry_id(entry_id)
     agent = await services.agents.owned(principal.account_id, agent_id)
-    entry = await services.cache.get_entry(agent.id, parsed)
-    return AudioCacheEntry.of(await services.cache.set_pinned(entry, pinned))
+    entry = await services.curation.get_entry(agent.id, parsed)
+    return AudioCacheEntry.of(await services.curation.set_pinned(entry, pinned))
 
 
 @router.put(

@@ -10,7 +10,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.routing import compile_path
 
-from audiocache.api.observe import KEY_ID_KEY
+from audiocache.api.observe import AUDIT_KEY, KEY_ID_KEY
 from audiocache.auth import require
 from audiocache.models import Principal
 from audiocache.services import Services
@@ -23,16 +23,27 @@ def services(request: Request) -> Services:
 
 
 def permission(name: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the key, then checks it grants ``name``."""
+    """A dependency that authenticates the key, then checks it grants ``name``. A route
+    needing a write permission is audited (``api/audit.py``), refused ones (403) included."""
+    audited = name.endswith(":write")
 
     async def dependency(request: Request, key: str | None = Security(api_key_header)) -> Principal:
         principal = await services(request).authenticator.authenticate(key)
         request.scope[KEY_ID_KEY] = principal.key_id  # for the access log
+        if audited:
+            request.scope[AUDIT_KEY] = principal.account_id
         require(principal, name)
         return principal
 
     dependency.__name__ = f"require_{name.replace(':', '_')}"
     return dependency
+
+
+async def authenticated(request: Request, key: str | None = Security(api_key_header)) -> Principal:
+    """Any valid key, whatever it grants (``GET /v1/whoami``)."""
+    principal = await services(request).authenticator.authenticate(key)
+    request.scope[KEY_ID_KEY] = principal.key_id
+    return principal
 
 
 def caller(name: str) -> Principal:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from audiocache.api.openapi_text import enrich
 from audiocache.api.schemas import Error
 
 _BODY_MODELS: dict[str, type[BaseModel]] = {}
@@ -63,6 +64,7 @@ def install_openapi(app: FastAPI) -> None:
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(model_schema.pop("$defs", {}))
             components[name] = model_schema
+        enrich(schema)
         app.openapi_schema = schema
         return schema
 

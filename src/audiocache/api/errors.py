@@ -33,7 +33,7 @@ from audiocache.errors import (
 CORRELATION_HEADER = "X-PolyAI-Correlation-Id"
 _CORRELATION_BYTES = CORRELATION_HEADER.lower().encode()
 _VALID_CORRELATION = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_HTTP_CODES = {
+HTTP_CODES = {  # framework HTTP errors by status; any other is OTHER_HTTP_CODE
     400: "INVALID_REQUEST",
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
@@ -42,6 +42,7 @@ _HTTP_CODES = {
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
+OTHER_HTTP_CODE = "HTTP_ERROR"
 
 log = logging.getLogger("audiocache.api")
 # Errors raised before (or while) the body is read: the connection cannot be reused.
@@ -108,7 +109,7 @@ def domain_error_response(scope: Scope, exc: AudioCacheError) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    code = HTTP_CODES.get(exc.status_code, OTHER_HTTP_CODE)
     message = {404: "Resource not found", 405: "Method not allowed"}.get(
         exc.status_code, str(exc.detail)
     )

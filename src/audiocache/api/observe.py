@@ -5,13 +5,16 @@ Routes are labelled by their template (``/v1/agents/{agentId}/audio-cache/{entry
 never the raw path, so the label set stays bounded; a request no route matched is
 ``unmatched``. The hot path names its template in the scope itself (``ROUTE_KEY``), since no
 router ran. The caller's key id (never the key) is put in the scope once the key is known
-(``KEY_ID_KEY``, by the auth dependency and the hot path).
+(``KEY_ID_KEY``, by the auth dependency and the hot path); for a route that needs a write
+permission the dependency also marks the request for the audit log (``AUDIT_KEY``, the
+key's account), and its event is handed to the audit log here once the status is known.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +23,7 @@ from audiocache.metrics import Metrics
 
 ROUTE_KEY = "audiocache.route"
 KEY_ID_KEY = "audiocache.key_id"
+AUDIT_KEY = "audiocache.audit_account"  # set: a write by a known key, to be audited
 UNMATCHED = "unmatched"
 
 access_log = logging.getLogger("audiocache.access")
@@ -38,10 +42,17 @@ class RequestObserver:
     """ASGI middleware: inside the correlation middleware (the id is known), outside the
     hot path (which it counts like any route)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log_enabled: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        access_log_enabled: bool,
+        audit: Callable[[Scope, int], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log_enabled = access_log_enabled
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,6 +76,8 @@ class RequestObserver:
         finally:
             route = route_of(scope)
             self.metrics.request(route, status, sent)
+            if self.audit is not None and AUDIT_KEY in scope:
+                await self.audit(scope, status)
             if self.access_log_enabled:
                 duration_ms = round((time.perf_counter() - started) * 1000, 3)
                 access_log.info(

@@ -20,6 +20,7 @@ from audiocache.api.schemas import AudioCacheEntry, VoiceTuningConfig, _Strict
 from audiocache.api.uploads import read_details_form, upload_slot
 from audiocache.audio.formats import parse_output_format
 from audiocache.cache import runtime_store
+from audiocache.cache.keys import KeyParts
 from audiocache.errors import InvalidInput, InvalidSettings, NotCached
 from audiocache.models import Agent, Principal
 from audiocache.services import Services
@@ -74,7 +75,7 @@ class StoreResponse(BaseModel):
     entry: AudioCacheEntry | None = None
 
 
-async def _parts(services: Services, agent: Agent, phrase: PhraseKey) -> runtime_store.KeyParts:
+async def _parts(services: Services, agent: Agent, phrase: PhraseKey) -> KeyParts:
     return await runtime_store.key_parts(
         services.cache,
         agent,

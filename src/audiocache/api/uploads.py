@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -101,6 +101,12 @@ class Spool:
         with _disk_errors():
             self._file.seek(0)
             return self._file.read()
+
+    def file(self) -> IO[bytes]:
+        """The spooled bytes as a seekable file, from the start (an archive to read)."""
+        with _disk_errors():
+            self._file.seek(0)
+        return self._file
 
     def close(self) -> None:
         self._file.close()

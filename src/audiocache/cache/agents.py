@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from audiocache.cache.admission import validate_policy
+from audiocache.cache.curation import Curation
 from audiocache.cache.eviction import validate_limits
-from audiocache.cache.keys import cache_key
-from audiocache.cache.service import CacheService
+from audiocache.cache.keys import KeyParts
 from audiocache.errors import InvalidInput, NotFound
 from audiocache.models import Agent, Entry, Usage
 from audiocache.storage.agents_repo import AgentRepository
@@ -18,10 +18,10 @@ from audiocache.storage.eviction_repo import EvictionRepository
 
 class AgentService:
     def __init__(
-        self, agents: AgentRepository, cache: CacheService, eviction: EvictionRepository
+        self, agents: AgentRepository, curation: Curation, eviction: EvictionRepository
     ) -> None:
         self.agents = agents
-        self.cache = cache
+        self.curation = curation
         self.eviction = eviction
 
     async def owned(self, account_id: str, agent_id: str) -> Agent:
@@ -72,23 +72,15 @@ class AgentService:
         )
 
     async def delete(self, agent: Agent) -> None:
-        self.cache.forget_recent()
+        self.curation.forget_recent()
         await self.agents.delete(agent.id)
-        await self.cache.sweep()
+        await self.curation.sweep()
 
     async def duplicate(self, agent: Agent, *, name: str, new_id: str | None = None) -> Agent:
         """One transaction: the copy and all its entries exist together, or neither does."""
 
         def rekey(entry: Entry, copy_internal_id: str) -> str:
-            return cache_key(
-                agent_id=copy_internal_id,
-                provider=entry.provider,
-                voice=entry.provider_voice_id,
-                model=entry.model,
-                language=entry.language_code,
-                text=entry.transcript,
-                config=entry.config,
-            )
+            return KeyParts.of_entry(entry, agent_id=copy_internal_id).key
 
         return await self.agents.duplicate(
             agent.id, rekey, public_id=new_id or new_agent_id(), name=name

@@ -3,7 +3,8 @@
 Two requests share a key exactly when they would produce the same audio: same agent,
 provider, provider voice, model, language, normalised text, sound-relevant tuning and
 output format. Changing the model or the tuning is a new key, never stale audio.
-``key_payload`` is the inspectable form; ``cache_key`` its sha256.
+``KeyParts`` holds what goes into a key; ``payload()`` is its inspectable form and ``key``
+its sha256.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import json
 import math
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
+
+from audiocache.models import Entry
 
 KEY_VERSION = 1
 
@@ -56,31 +61,53 @@ def sound_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def key_payload(
-    *,
-    agent_id: str,
-    provider: str,
-    voice: str,
-    model: str,
-    language: str,
-    text: str,
-    config: Mapping[str, Any],
-    output_format: str = "wav",
-) -> dict[str, Any]:
-    return {
-        "v": KEY_VERSION,
-        "agent": agent_id,
-        "provider": provider,
-        "voice": voice,
-        "model": model,
-        "language": language.strip().lower(),
-        "text": normalise_text(text),
-        "config": sound_config(config),
-        "format": output_format,
-    }
+@dataclass(frozen=True)
+class KeyParts:
+    """Everything that changes the sound of a phrase, the one way callers name a key."""
+
+    agent_id: str
+    provider: str
+    voice: str  # the provider's voice id
+    model: str
+    language: str
+    text: str
+    config: Mapping[str, Any]
+    output_format: str = "wav"
+
+    @classmethod
+    def of_entry(cls, entry: Entry, **changes: Any) -> KeyParts:
+        """A stored entry's parts, with ``changes`` (e.g. a new model, text or config)."""
+        parts = cls(
+            agent_id=entry.agent_id,
+            provider=entry.provider,
+            voice=entry.provider_voice_id,
+            model=entry.model,
+            language=entry.language_code,
+            text=entry.transcript,
+            config=entry.config,
+        )
+        return replace(parts, **changes) if changes else parts
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "v": KEY_VERSION,
+            "agent": self.agent_id,
+            "provider": self.provider,
+            "voice": self.voice,
+            "model": self.model,
+            "language": self.language.strip().lower(),
+            "text": normalise_text(self.text),
+            "config": sound_config(self.config),
+            "format": self.output_format,
+        }
+
+    @cached_property
+    def key(self) -> str:
+        canonical = json.dumps(
+            self.payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def cache_key(**parts: Any) -> str:
-    payload = key_payload(**parts)
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return KeyParts(**parts).key

@@ -20,7 +20,7 @@ from typing import Any
 
 from audiocache.audio.wav import parse_wav
 from audiocache.cache.admission import admits, needs_counting, personal_skip, policy_for
-from audiocache.cache.keys import cache_key
+from audiocache.cache.keys import KeyParts
 from audiocache.cache.service import CacheService
 from audiocache.cache.text import validate_text
 from audiocache.cache.tuning import validate_tuning
@@ -29,19 +29,6 @@ from audiocache.models import Agent, Entry
 
 log = logging.getLogger("audiocache.cache")
 EXTERNAL_MODEL = "external"
-
-
-@dataclass(frozen=True)
-class KeyParts:
-    """Everything the canonical key is made of, resolved (voice library, agent defaults)."""
-
-    provider: str
-    voice: str
-    model: str
-    language: str
-    text: str
-    config: Mapping[str, Any]
-    key: str
 
 
 @dataclass(frozen=True)
@@ -70,16 +57,7 @@ async def key_parts(
     else:
         model = str(merged.get("modelId") or EXTERNAL_MODEL)
     language = language if language is not None else agent.language_code
-    key = cache_key(
-        agent_id=agent.id,
-        provider=chosen.provider,
-        voice=chosen.voice_id,
-        model=model,
-        language=language,
-        text=text,
-        config=merged,
-    )
-    return KeyParts(chosen.provider, chosen.voice_id, model, language, text, merged, key)
+    return KeyParts(agent.id, chosen.provider, chosen.voice_id, model, language, text, merged)
 
 
 async def lookup(cache: CacheService, agent: Agent, parts: KeyParts) -> Entry | None:
@@ -114,7 +92,7 @@ async def store(cache: CacheService, agent: Agent, parts: KeyParts, wav: bytes) 
     if not admits(policy, requests):
         return StoreResult(None, False, "admission")
     if existing is not None:  # its audio was lost: the runtime's take puts it back
-        entry = await cache._replace(existing, wav, info, {})
+        entry = await cache.put_back(existing, wav, info)
         return StoreResult(entry, True)
     entry, created = await cache.writer.insert(
         {

@@ -1,4 +1,6 @@
-"""The cache itself: lookup-or-synthesize, admission, uploads and deletes.
+"""The runtime side of the cache: lookup-or-synthesize, single flight, admission, warm-up.
+
+The operators' side (list, replace, regenerate, pin, delete) is ``curation.py``.
 
 Order of a write, everywhere: blob (durable) → row (commit) → make sure the blob is still
 there (a concurrent sweep may have taken an identical one) → sweep what the row released.
@@ -10,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,26 +22,24 @@ from audiocache.cache.admission import admits, needs_counting, personal_skip, po
 from audiocache.cache.blob_writer import BlobWriter
 from audiocache.cache.degraded import StorageDegradation
 from audiocache.cache.hits import HitCounter
-from audiocache.cache.keys import cache_key
+from audiocache.cache.keys import KeyParts
 from audiocache.cache.leases import SynthesisLeases
 from audiocache.cache.singleflight import SingleFlight
 from audiocache.cache.streaming import SharedStream
 from audiocache.cache.text import validate_text
-from audiocache.cache.tuning import repair_tuning, validate_tuning
+from audiocache.cache.tuning import validate_tuning
 from audiocache.cache.voices import VoiceLibrary, canonical_provider
 from audiocache.errors import (
     InvalidVoice,
     NotFound,
-    ProviderUnavailable,
     StorageUnavailable,
     SynthesisFailed,
 )
 from audiocache.metrics import Metrics
-from audiocache.models import AdmissionPolicy, Agent, Entry, EntryQuery
+from audiocache.models import AdmissionPolicy, Agent, Entry
 from audiocache.storage.blobs.base import BlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
-from audiocache.storage.takes_repo import TakeChange
 from audiocache.tts.base import Engine, EngineRegistry, SynthesisRequest
 
 log = logging.getLogger("audiocache.cache")
@@ -126,15 +126,6 @@ class CacheService:
             raise InvalidVoice(f"Voice {name!r} must be 'voice' or 'provider:voice'")
         return Voice(provider, voice_id)
 
-    def engine(self, provider: str) -> Engine:
-        engine = self.engines.get(provider)
-        if engine is None:
-            raise ProviderUnavailable(
-                f"No engine for provider {provider!r} on this server "
-                f"(available: {', '.join(self.engines.providers()) or 'none'})"
-            )
-        return engine
-
     async def prepare(
         self,
         agent: Agent,
@@ -148,10 +139,10 @@ class CacheService:
         validate_text(text, self.max_text_chars)
         chosen = await self.resolve_voice(agent, voice)
         merged = {**chosen.config, **validate_tuning(config)}
-        engine = self.engine(chosen.provider)
+        engine = self.engines.require(chosen.provider)
         await engine.validate_voice(chosen.voice_id)
         language = language if language is not None else agent.language_code
-        key = cache_key(
+        key = KeyParts(
             agent_id=agent.id,
             provider=chosen.provider,
             voice=chosen.voice_id,
@@ -159,7 +150,7 @@ class CacheService:
             language=language,
             text=text,
             config=merged,
-        )
+        ).key
         return Prepared(engine, SynthesisRequest(text, chosen.voice_id, language, merged), key)
 
     async def speak(
@@ -230,44 +221,8 @@ class CacheService:
                 (agent.id, prepared.key), synthesize_and_store
             )
         if pin and not entry.pinned:
-            entry = await self.set_pinned(entry, True)
+            entry = await self.entries.set_pinned(entry, True)
         return entry, created
-
-    async def regenerate(self, entry: Entry) -> Entry:
-        """Synthesize the entry's text again with its voice and settings, in place.
-
-        The current model of the engine is used, so an entry made by an older model moves
-        to the key the runtime path now asks for."""
-        engine = self.engine(entry.provider)
-        # A stored config the model now rejects is used without the bad fields, and the
-        # repaired one is what gets written back.
-        config = repair_tuning(entry.config, owner=f"entry {entry.id}")
-        request = SynthesisRequest(
-            entry.transcript, entry.provider_voice_id, entry.language_code, config
-        )
-        audio = await self.accounting.synthesize(entry.agent_id, engine, request)
-        model = engine.model_for(config, entry.provider_voice_id)
-        key = cache_key(
-            agent_id=entry.agent_id,
-            provider=entry.provider,
-            voice=entry.provider_voice_id,
-            model=model,
-            language=entry.language_code,
-            text=entry.transcript,
-            config=config,
-        )
-        changes = {
-            "model": model,
-            "cache_key": key,
-            "config": config,
-            "regenerated": True,
-            "imported": False,  # the hand-made take, if any, is gone
-            "audio_filename": None,
-        }
-        return await self._replace(entry, audio, parse_wav(audio), changes, "regenerate")
-
-    async def set_pinned(self, entry: Entry, pinned: bool) -> Entry:
-        return await self.entries.set_pinned(entry, pinned)
 
     async def _synthesize_and_admit(
         self, agent: Agent, engine: Engine, request: SynthesisRequest, key: str
@@ -361,10 +316,16 @@ class CacheService:
         log.error("entry %s lost its audio %s; synthesizing it again", entry.id, entry.blob_sha256)
         audio = await self.accounting.synthesize(entry.agent_id, prepared.engine, prepared.request)
         try:
-            return await self._replace(entry, audio, parse_wav(audio), {})
+            return await self.put_back(entry, audio, parse_wav(audio))
         except StorageUnavailable as exc:
             self.degraded.phrase_not_stored(exc, f"entry {entry.id}'s lost audio")
             return audio
+
+    async def put_back(self, entry: Entry, wav: bytes, info: WavInfo) -> Entry:
+        """Give an entry whose blob was lost its audio again (no take is kept: the lost one
+        is not there to keep)."""
+        self.forget_recent()
+        return await self.writer.update(entry, wav, info, {}, history=None)
 
     async def _recently_stored(self, flight: tuple[str, str]) -> Entry | None:
         """An entry a flight stored moments ago, if it is still there (a delete may have
@@ -473,100 +434,3 @@ class CacheService:
         }
         entry, _created = await self.writer.insert(values, audio, info)
         return entry
-
-    # -- operators' actions -----------------------------------------------------------
-
-    async def list_entries(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
-        """Entries with hit counts that include this process's unflushed hits."""
-        async with self.hits.settled():
-            found, total = await self.entries.find_page(agent_id, query)
-            counted = [replace(e, hit_count=e.hit_count + self.hits.pending(e.id)) for e in found]
-        return counted, total
-
-    async def get_entry(self, agent_id: str, entry_id: int) -> Entry:
-        entry = await self.entries.get(agent_id, entry_id)
-        if entry is None:
-            raise NotFound("Audio cache entry not found")
-        return entry
-
-    async def preview(
-        self, entry: Entry, text: str, config: Mapping[str, Any], language: str | None
-    ) -> bytes:
-        validate_text(text, self.max_text_chars)
-        engine = self.engine(entry.provider)
-        request = SynthesisRequest(
-            text,
-            entry.provider_voice_id,
-            language if language is not None else entry.language_code,
-            validate_tuning(config),
-        )
-        return await engine.synthesize(request)
-
-    async def replace_audio(self, entry: Entry, wav: bytes, filename: str) -> Entry:
-        info = parse_wav(wav)
-        changes = {"audio_filename": filename, "imported": True}
-        return await self._replace(entry, wav, info, changes, "replace")
-
-    async def replace_details(
-        self, entry: Entry, wav: bytes, filename: str, text: str, config: Mapping[str, Any]
-    ) -> Entry:
-        validate_text(text, self.max_text_chars, name="settings.text")
-        config = validate_tuning(config, where="settings.config")
-        info = parse_wav(wav)
-        engine = self.engines.get(entry.provider)
-        model = (
-            engine.model_for(config, entry.provider_voice_id)
-            if engine
-            else str(config.get("modelId") or entry.model)
-        )
-        key = cache_key(
-            agent_id=entry.agent_id,
-            provider=entry.provider,
-            voice=entry.provider_voice_id,
-            model=model,
-            language=entry.language_code,
-            text=text,
-            config=config,
-        )
-        changes = {
-            "audio_filename": filename,
-            "imported": True,
-            "transcript": text,
-            "config": dict(config),
-            "model": model,
-            "cache_key": key,
-        }
-        return await self._replace(entry, wav, info, changes, "replace_with_settings")
-
-    async def _replace(
-        self,
-        entry: Entry,
-        wav: bytes,
-        info: WavInfo,
-        changes: dict[str, Any],
-        reason: str | None = None,  # the replaced take goes into the history (None: lost)
-    ) -> Entry:
-        self.forget_recent()
-        return await self.writer.update(
-            entry, wav, info, changes, history=TakeChange(reason) if reason else None
-        )
-
-    async def delete_entries(
-        self, agent_id: str, entry_ids: list[int], *, evicting: bool = False
-    ) -> list[int]:
-        """Rows and queued blobs in one transaction, then the sweep (``storage/gc.py``);
-        ``evicting`` spares entries pinned or uploaded meanwhile and counts the rest."""
-        self.forget_recent()
-        deleted = await self.entries.delete(agent_id, entry_ids, evicting=evicting)
-        if deleted:
-            await self.writer.sweep(None)
-        return deleted
-
-    async def open_audio(
-        self, entry: Entry, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
-        return self.blobs.open_range(entry.blob_sha256, start, end)
-
-    async def sweep(self) -> None:
-        """Collect whatever deletes left queued (best effort; gc finishes any rest)."""
-        await self.writer.sweep(None)

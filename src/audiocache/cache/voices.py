@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from audiocache.cache.keys import cache_key
+from audiocache.cache.keys import KeyParts
 from audiocache.cache.signing import Signer
 from audiocache.cache.tuning import VoiceTuningConfig, repair_tuning, validate_tuning
 from audiocache.errors import InvalidInput, NotFound
@@ -145,7 +145,7 @@ class VoiceLibrary:
 
             raise ProviderUnavailable(f"No engine for provider {voice.provider!r} on this server")
         language = str(voice.metadata.get("language") or "")
-        key = cache_key(
+        key = KeyParts(
             agent_id=f"voice-library:{voice.id}",
             provider=engine.provider,
             voice=voice.provider_voice_id,
@@ -153,7 +153,7 @@ class VoiceLibrary:
             language=language,
             text=text,
             config=voice.config,
-        )
+        ).key
         current = await self.repo.sample(voice.id)
         if current is None or current.sample_key != key:
             audio = await engine.synthesize(

@@ -2,7 +2,8 @@
 
 The plugins call the cache on the hot path of a conversation, so every call has its own
 time budget (``lookup_budget_s``, 50 ms by default): a slow or broken cache must never delay
-speech. Errors are not swallowed here; the plugins decide to fail open and count it.
+speech. Errors are not swallowed here; the plugins decide to fail open and count it. They
+are the general client's (``audiocache.client.errors``): one envelope parser for both.
 """
 
 from __future__ import annotations
@@ -13,28 +14,13 @@ from typing import Any
 
 import httpx
 
+from audiocache.client.errors import NotCached, error_from_response
+from audiocache.client.models import Phrase
+
 __all__ = ["DEFAULT_LOOKUP_BUDGET_S", "AudioCacheClient", "Phrase", "StoreResult"]
 
 DEFAULT_LOOKUP_BUDGET_S = 0.050
 DEFAULT_STORE_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Phrase:
-    """The key parts of a phrase, as the runtime path takes them."""
-
-    text: str
-    voice: str | None = None
-    language: str | None = None
-    config: dict[str, Any] | None = None
-
-    def body(self) -> dict[str, Any]:
-        parts: dict[str, Any] = {"text": self.text}
-        for name in ("voice", "language", "config"):
-            value = getattr(self, name)
-            if value is not None:
-                parts[name] = value
-        return parts
 
 
 @dataclass(frozen=True)
@@ -71,9 +57,10 @@ class AudioCacheClient:
         r = await self._client.post(
             f"{self._base}/lookup", json=body, headers=self._headers, timeout=self.lookup_budget_s
         )
-        if r.status_code == 404 and _code(r) == "NOT_CACHED":
+        try:
+            _raise_for(r)
+        except NotCached:
             return None
-        r.raise_for_status()
         return r.content
 
     async def lookup_batch(self, phrases: list[Phrase]) -> list[bool]:
@@ -84,7 +71,7 @@ class AudioCacheClient:
             headers=self._headers,
             timeout=self.store_timeout_s,
         )
-        r.raise_for_status()
+        _raise_for(r)
         return [bool(item["cached"]) for item in r.json()["results"]]
 
     async def store(self, phrase: Phrase, wav: bytes) -> StoreResult:
@@ -96,7 +83,7 @@ class AudioCacheClient:
             headers=self._headers,
             timeout=self.store_timeout_s,
         )
-        r.raise_for_status()
+        _raise_for(r)
         data = r.json()
         return StoreResult(
             stored=bool(data["stored"]),
@@ -106,10 +93,7 @@ class AudioCacheClient:
         )
 
 
-def _code(response: httpx.Response) -> str | None:
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    code = data.get("error_code") if isinstance(data, dict) else None
-    return code if isinstance(code, str) else None
+def _raise_for(response: httpx.Response) -> None:
+    """The answer's error (``audiocache.client.AudioCacheError`` subclasses), if it is one."""
+    if not response.is_success:
+        raise error_from_response(response.status_code, response.headers, response.content)

@@ -29,9 +29,13 @@ class Database:
     """The engines, point reader and driver quirks come from the URL's dialect
     (``dialects.py``); everything else is the same on every database."""
 
-    def __init__(self, url: str, *, busy_timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4
+    ) -> None:
         self.url = url
-        self.dialect = dialect_for(url, busy_timeout_seconds=busy_timeout_seconds)
+        self.dialect = dialect_for(
+            url, busy_timeout_seconds=busy_timeout_seconds, read_threads=read_threads
+        )
         self.is_sqlite = self.dialect.name == "sqlite"
         self.engine = self.dialect.engine
         self.write_engine = self.dialect.write_engine

@@ -66,9 +66,9 @@ class Dialect(Protocol):
     async def close(self) -> None: ...
 
 
-def dialect_for(url: str, *, busy_timeout_seconds: float = 30.0) -> Dialect:
+def dialect_for(url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4) -> Dialect:
     if url.startswith("sqlite"):
-        return SqliteDialect(url, busy_timeout_seconds)
+        return SqliteDialect(url, busy_timeout_seconds, read_threads)
     if url.startswith("postgresql"):
         return PostgresDialect(url)
     raise ValueError(f"unsupported database URL {url.split(':', 1)[0]!r}: use sqlite or postgresql")
@@ -86,7 +86,7 @@ class SqliteDialect:
 
     name = "sqlite"
 
-    def __init__(self, url: str, busy_timeout_seconds: float) -> None:
+    def __init__(self, url: str, busy_timeout_seconds: float, read_threads: int = 4) -> None:
         path = sa.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,7 @@ class SqliteDialect:
         if path and path != ":memory:":
             from audiocache.storage.point_reader import SqlitePointReader
 
-            self.point_reader = SqlitePointReader(path)
+            self.point_reader = SqlitePointReader(path, threads=read_threads)
 
     def insert(self, table: sa.Table) -> Any:
         return sqlite.insert(table)

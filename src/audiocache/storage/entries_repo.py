@@ -13,12 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audiocache.errors import Conflict, NotFound
+from audiocache.errors import Conflict, NotFound, UnknownTake
 from audiocache.models import Entry, EntryQuery, FilterClause, SortKey
 from audiocache.storage.db import Database, utcnow
 from audiocache.storage.pending import queue_blob_deletes
 from audiocache.storage.records import Record
 from audiocache.storage.tables import (
+    TRANSCRIPT_PREFIX,
     agent_usage,
     agents,
     entries,
@@ -26,21 +27,19 @@ from audiocache.storage.tables import (
     transcript_sort_key,
 )
 from audiocache.storage.takes_repo import TakeChange, TakeNotFound, drop_takes, push_take
+from audiocache.storage.transcript_order import anchored_page_ids, transcript_order
 from audiocache.storage.usage import add_usage
 
 # SQLite's FTS5 trigram index of transcripts (migration 0005): rowid is the entry id.
 _FTS = sa.table("audio_cache_entries_fts", sa.column("rowid", sa.Integer), sa.column("transcript"))
 
-# Each matches an index (agent_id, <key>, id). Transcripts sort by their first
-# TRANSCRIPT_PREFIX characters (ties by id): a PostgreSQL B-tree entry may not pass ~2.7 kB,
-# a transcript may be 5,000 characters, and sorting by the whole text would read every
-# skipped row of a deep page. Shorter transcripts (nearly all) sort exactly by their text.
+# Each matches an index (agent_id, <key>, id). Transcripts sort by the whole text, read
+# from the index of their stored prefix (storage/transcript_order.py).
 _SORT_KEYS: dict[str, sa.ColumnElement[Any]] = {
     "id": entries.c.id,
     "hit_count": entries.c.hit_count,
     "cached_at": entries.c.cached_at,
     "duration": entries.c.duration,
-    "transcript": transcript_sort_key,
     "provider": entries.c.provider,
     "language_code": entries.c.language_code,
     "last_hit_at": entries.c.last_hit_at,
@@ -55,6 +54,27 @@ _BY_ID = sa.select(entries).where(
 _BY_KEY = sa.select(entries).where(
     entries.c.agent_id == sa.bindparam("agent_id"),
     entries.c.cache_key == sa.bindparam("cache_key"),
+)
+# Exports walk an agent's entries in id order, a page at a time (the primary key's order).
+_AFTER = (
+    sa.select(entries)
+    .where(entries.c.agent_id == sa.bindparam("agent_id"), entries.c.id > sa.bindparam("after"))
+    .order_by(entries.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+# Takes uploads find entries by their text and voice; the transcript prefix index selects.
+_WITH_TEXT = (
+    sa.select(entries)
+    .where(
+        entries.c.agent_id == sa.bindparam("agent_id"),
+        transcript_sort_key == sa.bindparam("prefix", type_=sa.Text),
+        entries.c.transcript == sa.bindparam("text", type_=sa.Text),
+        entries.c.provider == sa.bindparam("provider"),
+        entries.c.provider_voice_id == sa.bindparam("voice"),
+        entries.c.language_code == sa.bindparam("language"),
+    )
+    .order_by(entries.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
 )
 _IN_ACCOUNT = (
     sa.select(entries)
@@ -86,6 +106,27 @@ class EntryRepository:
     async def find_by_key(self, agent_id: str, cache_key: str) -> Entry | None:
         row = await self.db.first(_BY_KEY, {"agent_id": agent_id, "cache_key": cache_key})
         return _to_entry(row) if row else None
+
+    async def page_after(self, agent_id: str, after_id: int, limit: int) -> list[Entry]:
+        """The agent's entries with ids above ``after_id``, in id order (an export's walk)."""
+        params = {"agent_id": agent_id, "after": after_id, "limit": limit}
+        return [_to_entry(row) for row in await self.db.all(_AFTER, params)]
+
+    async def with_text(
+        self, agent_id: str, text: str, provider: str, voice: str, language: str, limit: int
+    ) -> list[Entry]:
+        """The agent's entries of exactly this transcript in this voice and language (any
+        tuning), oldest first."""
+        params = {
+            "agent_id": agent_id,
+            "prefix": text[:TRANSCRIPT_PREFIX],
+            "text": text,
+            "provider": provider,
+            "voice": voice,
+            "language": language,
+            "limit": limit,
+        }
+        return [_to_entry(row) for row in await self.db.all(_WITH_TEXT, params)]
 
     async def find_page(self, agent_id: str, query: EntryQuery) -> tuple[list[Entry], int]:
         """One page in the query's order and the exact number of entries it selects, in
@@ -191,7 +232,7 @@ class EntryRepository:
                 "Another entry of this agent already caches that text with these settings"
             ) from exc
         except TakeNotFound as exc:
-            raise NotFound("Take not found") from exc
+            raise UnknownTake("Take not found: restored or trimmed meanwhile") from exc
         updated = await self.get(entry.agent_id, entry.id)
         if updated is None:
             raise NotFound("Audio cache entry not found")
@@ -334,17 +375,19 @@ def _shape(key: _ShapeKey, dialect: str) -> _Shape:
         _agent_sql(searched, dialect),
         *(_filter_sql(i, field, op, s, dialect) for i, (field, op, s) in enumerate(filters)),
     )
-    order = [
-        _SORT_KEYS[k.field].desc() if k.descending else _SORT_KEYS[k.field].asc() for k in sort
-    ]
+    order = [term for k in sort for term in _order_terms(k, dialect)]
     tiebreak = entries.c.id.desc() if sort and sort[-1].descending else entries.c.id
-    ids: sa.Select[Any] = (
-        sa.select(entries.c.id)
-        .where(condition)
-        .order_by(*order, tiebreak)
-        .limit(sa.bindparam("limit", type_=sa.Integer))
-        .offset(sa.bindparam("offset", type_=sa.Integer))
-    )
+    ids: sa.Select[Any]
+    if len(sort) == 1 and sort[0].field == "transcript" and not searched:
+        ids = anchored_page_ids(condition, sort[0].descending, dialect)
+    else:
+        ids = (
+            sa.select(entries.c.id)
+            .where(condition)
+            .order_by(*order, tiebreak)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+            .offset(sa.bindparam("offset", type_=sa.Integer))
+        )
     counted = sa.select(sa.func.count()).select_from(entries).where(condition).scalar_subquery()
     total: sa.ColumnElement[Any] = counted
     if not filters:
@@ -367,6 +410,13 @@ def _shape(key: _ShapeKey, dialect: str) -> _Shape:
         .order_by(*order, tiebreak)
     )
     return _Shape(ids, page, sa.select(total.label("total")))
+
+
+def _order_terms(key: SortKey, dialect: str) -> list[sa.ColumnElement[Any]]:
+    if key.field == "transcript":
+        return transcript_order(key.descending, dialect)
+    column = _SORT_KEYS[key.field]
+    return [column.desc() if key.descending else column.asc()]
 
 
 def list_statements(
@@ -452,6 +502,7 @@ def _encode(values: Mapping[str, Any]) -> dict[str, Any]:
 def _to_entry(row: Record) -> Entry:
     data = dict(row)
     data.pop("total", None)  # a list page's rows carry it
+    data.pop("transcript_sort", None)  # the database's sort key (transcript_order.py)
     data["config"] = json.loads(data.pop("config_json") or "{}")
     return Entry(**data)
 
@@ -466,6 +517,7 @@ async def copy_entries(
     for row in rows:
         values = dict(row._mapping)
         values.pop("id")
+        values.pop("transcript_sort")  # generated by the database
         values.update(
             agent_id=target_agent,
             cache_key=rekey(_to_entry(row._mapping)),

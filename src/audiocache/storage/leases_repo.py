@@ -4,7 +4,7 @@ and PostgreSQL alike exactly one of many concurrent takers gets it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -21,9 +21,15 @@ class LeaseRepository:
         self.db = db
 
     async def try_acquire(
-        self, agent_id: str, cache_key: str, holder: str, ttl_seconds: float
+        self,
+        agent_id: str,
+        cache_key: str,
+        holder: str,
+        ttl_seconds: float,
+        *,
+        now: datetime | None = None,  # the caller's clock (the evictor's, in tests)
     ) -> bool:
-        now = utcnow()
+        now = now or utcnow()
         expires = now + timedelta(seconds=ttl_seconds)
         insert = self.db.insert(leases).values(
             agent_id=agent_id, cache_key=cache_key, holder=holder, expires_at=expires
@@ -42,7 +48,16 @@ class LeaseRepository:
         row = await self.db.first(_HOLDER, {"agent_id": agent_id, "cache_key": cache_key})
         return row is not None and row["expires_at"] >= utcnow()
 
-    async def renew(self, agent_id: str, cache_key: str, holder: str, ttl_seconds: float) -> bool:
+    async def renew(
+        self,
+        agent_id: str,
+        cache_key: str,
+        holder: str,
+        ttl_seconds: float,
+        *,
+        now: datetime | None = None,
+    ) -> bool:
+        expires = (now or utcnow()) + timedelta(seconds=ttl_seconds)
         async with self.db.write() as conn:
             result = await conn.execute(
                 leases.update()
@@ -51,7 +66,7 @@ class LeaseRepository:
                     leases.c.cache_key == cache_key,
                     leases.c.holder == holder,
                 )
-                .values(expires_at=utcnow() + timedelta(seconds=ttl_seconds))
+                .values(expires_at=expires)
             )
         return bool(result.rowcount)
 

@@ -13,6 +13,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,8 +28,11 @@ _DIALECT = sqlite_dialect.dialect()
 class SqlitePointReader:
     """``first(statement, params)`` → a dict of the first row, or None."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, threads: int = 4) -> None:
         self.path = path
+        # Its own threads: long reads queue here, not in the loop's default executor that
+        # file work shares, and at most ``threads`` of them run at once.
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqlite-read")
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -51,8 +55,8 @@ class SqlitePointReader:
         thousands of matches (tens of ms), too long to hold the event loop."""
         plan = self._plans.get(statement)
         values = plan.values(params)
-        return await asyncio.to_thread(
-            lambda: plan.records(self._connection().execute(plan.sql, values))
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: plan.records(self._connection().execute(plan.sql, values))
         )
 
     async def generation(self) -> int:
@@ -77,6 +81,7 @@ class SqlitePointReader:
         return connection
 
     async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             for connection in self._connections:
                 connection.close()

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from audiocache.errors import ProviderUnavailable
+
 
 @dataclass(frozen=True)
 class SynthesisRequest:
@@ -65,6 +67,16 @@ class EngineRegistry:
 
     def get(self, provider: str) -> Engine | None:
         return self._engines.get(provider)
+
+    def require(self, provider: str) -> Engine:
+        """The provider's engine, or ``ProviderUnavailable`` naming the ones there are."""
+        engine = self._engines.get(provider)
+        if engine is None:
+            raise ProviderUnavailable(
+                f"No engine for provider {provider!r} on this server "
+                f"(available: {', '.join(self.providers()) or 'none'})"
+            )
+        return engine
 
     def providers(self) -> list[str]:
         return sorted(self._engines)

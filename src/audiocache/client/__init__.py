@@ -1,0 +1,69 @@
+"""A Python client of the audiocache API: ``Client`` (blocking) and ``AsyncClient``.
+
+It needs only httpx (no server code): every operation of the HTTP API, typed answers
+(``models``), one exception tree (``errors``) and bounded retries of idempotent calls.
+"""
+
+from audiocache.client.aio import AsyncClient
+from audiocache.client.errors import (
+    AudioCacheError,
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    InvalidRequest,
+    NotCached,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    ServiceUnavailable,
+    Unauthorized,
+    UpstreamError,
+)
+from audiocache.client.models import (
+    Agent,
+    BulkDeleteResult,
+    CachePolicy,
+    Entry,
+    EntryPage,
+    Phrase,
+    PhraseStatus,
+    Speech,
+    Stats,
+    StoreResult,
+    Voice,
+    VoiceSample,
+    WarmResult,
+)
+from audiocache.client.retry import RetryPolicy
+from audiocache.client.sync import Client
+
+__all__ = [
+    "Agent",
+    "AsyncClient",
+    "AudioCacheError",
+    "BulkDeleteResult",
+    "CachePolicy",
+    "Client",
+    "Conflict",
+    "ConnectionFailed",
+    "Entry",
+    "EntryPage",
+    "Forbidden",
+    "InvalidRequest",
+    "NotCached",
+    "NotFound",
+    "PayloadTooLarge",
+    "Phrase",
+    "PhraseStatus",
+    "RetryPolicy",
+    "ServerError",
+    "ServiceUnavailable",
+    "Speech",
+    "Stats",
+    "StoreResult",
+    "Unauthorized",
+    "UpstreamError",
+    "Voice",
+    "VoiceSample",
+    "WarmResult",
+]

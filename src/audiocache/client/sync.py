@@ -1,0 +1,314 @@
+"""``Client``: every audiocache API operation, blocking (httpx.Client).
+
+``aio.py`` is the same surface with ``async``; both run the descriptions in ``calls.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import httpx
+
+from audiocache.client import calls
+from audiocache.client.base import ClientBase, check
+from audiocache.client.calls import Audio, Call
+from audiocache.client.errors import AudioCacheError
+from audiocache.client.models import (
+    Agent,
+    BulkDeleteResult,
+    CachePolicy,
+    Entry,
+    EntryPage,
+    Phrase,
+    PhraseStatus,
+    Speech,
+    Stats,
+    StoreResult,
+    Voice,
+    VoiceSample,
+    WarmResult,
+)
+from audiocache.client.retry import Attempts, transport_error
+
+T = TypeVar("T")
+PAGE_SIZE = 200  # the API's largest page
+CHUNK_SIZE = 64 * 1024
+
+
+class Client(ClientBase):
+    """``Client("http://127.0.0.1:8080", "ack_…", account="acme")``; use it as a context
+    manager (or call ``close()``) to free its connections."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, **options: Any) -> None:
+        super().__init__(base_url, api_key, **options)
+        self._http = httpx.Client(**self._options)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _run(self, call: Call[T]) -> T:
+        attempts = Attempts(self.retry, call.method, self.on_retry)
+        while True:
+            error: AudioCacheError | None
+            try:
+                response = self._http.request(call.method, call.path, **call.request_kwargs())
+                error = check(response, response.content)
+            except httpx.TransportError as exc:
+                error = transport_error(exc, self.base_url)
+            if error is None:
+                return call.parse(response)
+            if call.absent is not None and isinstance(error, call.absent):
+                return cast(T, None)
+            wait = attempts.delay(error)
+            if wait is None:
+                raise error
+            time.sleep(wait)
+
+    @contextlib.contextmanager
+    def _open(self, call: Call[Any]) -> Iterator[httpx.Response]:
+        """The response of ``call`` with its body not read yet (opening is retried)."""
+        attempts = Attempts(self.retry, call.method, self.on_retry)
+        while True:
+            request = self._http.build_request(call.method, call.path, **call.request_kwargs())
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                error: AudioCacheError | None = transport_error(exc, self.base_url)
+            else:
+                if response.is_success:
+                    try:
+                        yield response
+                    finally:
+                        response.close()
+                    return
+                error = check(response, response.read())
+                response.close()
+            assert error is not None
+            wait = attempts.delay(error)
+            if wait is None:
+                raise error
+            time.sleep(wait)
+
+    # --- audio cache -------------------------------------------------------------------
+
+    def list_entries(
+        self,
+        agent: str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        sort: str | None = None,
+        filters: Iterable[str] = (),
+    ) -> EntryPage:
+        return self._run(calls.list_entries(agent, limit, offset, sort, filters))
+
+    def iter_entries(
+        self,
+        agent: str,
+        *,
+        sort: str | None = None,
+        filters: Iterable[str] = (),
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Entry]:
+        """Every entry, page after page (an entry added or removed meanwhile may shift a
+        page boundary: sort by ``cached_at`` for a stable walk)."""
+        chosen, offset = list(filters), 0
+        while True:
+            page = self.list_entries(
+                agent, limit=page_size, offset=offset, sort=sort, filters=chosen
+            )
+            yield from page.entries
+            offset += len(page.entries)
+            if not page.entries or offset >= page.total_count:
+                return
+
+    def download(self, agent: str, entry_id: str | int, output_format: str | None = None) -> bytes:
+        return self._run(calls.download(agent, entry_id, output_format))
+
+    def iter_download(
+        self,
+        agent: str,
+        entry_id: str | int,
+        output_format: str | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> Iterator[bytes]:
+        """The audio as it arrives, ``chunk_size`` bytes at a time (never all in memory)."""
+        with self._open(calls.download(agent, entry_id, output_format)) as response:
+            try:
+                yield from response.iter_bytes(chunk_size)
+            except httpx.TransportError as exc:
+                raise transport_error(exc, self.base_url) from exc
+
+    def download_to(
+        self,
+        agent: str,
+        entry_id: str | int,
+        path: Path,
+        output_format: str | None = None,
+        on_chunk: Any = None,
+    ) -> int:
+        """Stream the audio into ``path`` (whole or not at all); returns the bytes written.
+        ``on_chunk(n)`` is called with each chunk's size (a progress bar)."""
+        part = path.with_name(path.name + ".part")
+        written = 0
+        try:
+            with part.open("wb") as out:
+                for chunk in self.iter_download(agent, entry_id, output_format):
+                    out.write(chunk)
+                    written += len(chunk)
+                    if on_chunk is not None:
+                        on_chunk(len(chunk))
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
+        return written
+
+    def replace_file(
+        self, agent: str, entry_id: str | int, wav: Audio, filename: str | None = None
+    ) -> None:
+        self._run(calls.replace_file(agent, entry_id, wav, filename))
+
+    def replace_details(
+        self,
+        agent: str,
+        entry_id: str | int,
+        wav: Audio,
+        text: str,
+        config: dict[str, Any],
+        filename: str | None = None,
+    ) -> None:
+        self._run(calls.replace_details(agent, entry_id, wav, text, config, filename))
+
+    def preview(
+        self,
+        agent: str,
+        entry_id: str | int,
+        text: str,
+        config: dict[str, Any],
+        language: str | None = None,
+    ) -> bytes:
+        return self._run(calls.preview(agent, entry_id, text, config, language))
+
+    def delete_entry(self, agent: str, entry_id: str | int) -> None:
+        self._run(calls.delete_entry(agent, entry_id))
+
+    def bulk_delete(self, agent: str, ids: Sequence[str | int]) -> BulkDeleteResult:
+        return self._run(calls.bulk_delete(agent, ids))
+
+    def regenerate(self, agent: str, entry_id: str | int) -> Entry:
+        return self._run(calls.regenerate(agent, entry_id))
+
+    def pin(self, agent: str, entry_id: str | int) -> Entry:
+        return self._run(calls.pin(agent, entry_id, True))
+
+    def unpin(self, agent: str, entry_id: str | int) -> Entry:
+        return self._run(calls.pin(agent, entry_id, False))
+
+    def warm(self, agent: str, phrases: Sequence[Phrase], pin: bool = True) -> WarmResult:
+        return self._run(calls.warm(agent, phrases, pin))
+
+    def stats(self, agent: str, top: int = 10) -> Stats:
+        return self._run(calls.stats(agent, top))
+
+    def tts(self, agent: str, phrase: Phrase, output_format: str | None = None) -> Speech:
+        return self._run(calls.tts(agent, phrase, output_format))
+
+    def lookup(self, agent: str, phrase: Phrase, output_format: str | None = None) -> Speech | None:
+        return self._run(calls.lookup(agent, phrase, output_format))
+
+    def lookup_batch(self, agent: str, phrases: Sequence[Phrase]) -> list[PhraseStatus]:
+        return self._run(calls.lookup_batch(agent, phrases))
+
+    def store(self, agent: str, phrase: Phrase, wav: Audio) -> StoreResult:
+        return self._run(calls.store(agent, phrase, wav))
+
+    # --- agents ------------------------------------------------------------------------
+
+    def list_agents(self, account: str | None = None) -> list[Agent]:
+        return self._run(calls.list_agents(self._account(account)))
+
+    def create_agent(
+        self,
+        name: str,
+        *,
+        agent_id: str | None = None,
+        greeting: str | None = None,
+        language: str = "en-GB",
+        voice: str | None = None,
+        account: str | None = None,
+    ) -> Agent:
+        call = calls.create_agent(self._account(account), name, agent_id, greeting, language, voice)
+        return self._run(call)
+
+    def delete_agent(self, agent: str) -> None:
+        self._run(calls.delete_agent(agent))
+
+    def duplicate_agent(self, agent: str, new_name: str, new_agent_id: str | None = None) -> Agent:
+        return self._run(calls.duplicate_agent(agent, new_name, new_agent_id))
+
+    def get_cache_policy(self, agent: str) -> CachePolicy:
+        return self._run(calls.get_cache_policy(agent))
+
+    def set_cache_policy(self, agent: str, policy: CachePolicy) -> CachePolicy:
+        return self._run(calls.set_cache_policy(agent, policy))
+
+    # --- voice library -----------------------------------------------------------------
+
+    def list_voices(
+        self,
+        *,
+        language: str | None = None,
+        gender: str | None = None,
+        provider: str | None = None,
+        is_poly_voice: bool | None = None,
+        account: str | None = None,
+    ) -> list[Voice]:
+        call = calls.list_voices(self._account(account), language, gender, provider, is_poly_voice)
+        return self._run(call)
+
+    def create_voice(
+        self,
+        name: str,
+        provider: str,
+        provider_voice_id: str,
+        *,
+        config: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        account: str | None = None,
+    ) -> Voice:
+        call = calls.create_voice(
+            self._account(account), name, provider, provider_voice_id, config, metadata
+        )
+        return self._run(call)
+
+    def get_voice(self, voice_id: str, *, account: str | None = None) -> Voice:
+        return self._run(calls.get_voice(self._account(account), voice_id))
+
+    def update_voice(
+        self, voice_id: str, changes: dict[str, Any], *, account: str | None = None
+    ) -> Voice:
+        return self._run(calls.update_voice(self._account(account), voice_id, changes))
+
+    def voice_sample(self, voice_id: str, *, account: str | None = None) -> VoiceSample:
+        return self._run(calls.voice_sample(self._account(account), voice_id))
+
+    # --- operations --------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._run(calls.health())
+
+    def ready(self) -> dict[str, Any]:
+        return self._run(calls.ready())
