@@ -9,8 +9,15 @@ prefix, never the system service) serving the very same bytes.
 Then wrk (same threads, connections and duration for every target, a warm-up before each):
 
 1. nginx ``GET /file.wav``                                     (the baseline)
-2. audiocache ``GET /v1/agents/{id}/audio-cache/{entry}/file``  (ratio = 2 / 1; aim >= 0.5)
-3. audiocache ``POST /v1/agents/{id}/tts`` that is a cache hit  (p99; aim <= 5 ms)
+2. a bare ASGI app under the same uvicorn, the same bytes from memory (the Python floor)
+3. audiocache ``GET /v1/agents/{id}/audio-cache/{entry}/file``  (ratio = 3 / 1; aim >= 0.5)
+4. audiocache ``POST /v1/agents/{id}/tts`` that is a cache hit  (ratio, p99; aim <= 5 ms)
+5. and 6. the same two through nginx with deploy/nginx-offload.conf, in front of a second
+   ``audiocache serve`` (same data) with AUDIOCACHE_OFFLOAD=x-accel-redirect: audiocache
+   authorizes, nginx sends the file
+
+and, in this process, the embedded lookup (``audiocache.embedded.EmbeddedCache``) of the
+same phrase: median and p99 of ``--embedded-calls`` calls (aim: median <= 0.13 ms).
 
     python bench/hit_path.py [--workers N] [--duration 10] [--connections 32] [--json]
 
@@ -50,6 +57,8 @@ SENTENCE = "Please hold while I check that for you."
 GRANTS = ("audio_cache:read", "audio_cache:write", "agents:read", "agents:write")
 AIM_RATIO = 0.5
 AIM_P99_MS = 5.0
+AIM_EMBEDDED_MEDIAN_MS = 0.13
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class BenchError(RuntimeError):
@@ -212,15 +221,16 @@ def tail(path: Path, size: int = 3000) -> str:
         return "(no log)"
 
 
-def group_cpu_seconds(pgid: int) -> float:
+def group_cpu_seconds(pgid: int | tuple[int, ...]) -> float:
     """User + system CPU of every live process in a process group (Linux /proc)."""
+    pgids = pgid if isinstance(pgid, tuple) else (pgid,)
     ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid:  # fields[0] is the state; pgrp is the 5th stat field
+        if int(fields[2]) in pgids:  # fields[0] is the state; pgrp is the 5th stat field
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -270,6 +280,10 @@ class Setup:
     lua_script: Path
     server_pid: int
     nginx_pid: int
+    bare_url: str = ""
+    bare_pid: int = 0
+    offload_url: str = ""
+    offload_pids: tuple[int, ...] = ()
 
 
 class Bench:
@@ -290,9 +304,11 @@ class Bench:
             raise BenchError(f"{' '.join(command)} failed:\n{done.stderr}{done.stdout}")
         return done.stdout
 
-    def start_server(self) -> tuple[str, int]:
+    def start_server(
+        self, name: str = "server", env: dict[str, str] | None = None
+    ) -> tuple[str, int]:
         port = free_port()
-        log_path = self.tmp / "server.log"
+        log_path = self.tmp / f"{name}.log"
         process = self.stack.enter_context(
             spawned(
                 [
@@ -311,12 +327,70 @@ class Bench:
                 ],
                 "audiocache",
                 log_path,
-                env=self.env,
+                env={**self.env, **(env or {})},
             )
         )
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz", process, log_path, "audiocache serve")
         return url, process.pid
+
+    def start_bare(self, audio: bytes) -> tuple[str, int]:
+        """The bare ASGI app (bench/bare_asgi.py) under uvicorn as audiocache runs it."""
+        body = self.tmp / "bare.wav"
+        body.write_bytes(audio)
+        port = free_port()
+        log_path = self.tmp / "bare.log"
+        process = self.stack.enter_context(
+            spawned(
+                [
+                    sys.executable, "-m", "uvicorn", "bare_asgi:app", "--app-dir",
+                    str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port),
+                    "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                    "--log-level", "warning", "--workers", str(self.args.workers),
+                ],
+                "bare asgi",
+                log_path,
+                env={**self.env, "BARE_ASGI_FILE": str(body)},
+            )
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/", process, log_path, "bare asgi")
+        return url, process.pid
+
+    def start_offload(
+        self, headers: dict[str, str], audio: bytes, path: str
+    ) -> tuple[str, tuple[int, ...]]:
+        """A second audiocache (same data) with offload on, behind nginx-offload.conf."""
+        server_url, server_pid = self.start_server(
+            "offload-server", {"AUDIOCACHE_OFFLOAD": "x-accel-redirect"}
+        )
+        prefix = self.tmp / "nginx-offload"
+        prefix.mkdir()
+        port = free_port()
+        config = (ROOT / "deploy" / "nginx-offload.conf").read_text()
+        for name, value in {
+            "LISTEN": str(port),
+            "PREFIX": str(prefix),
+            "UPSTREAMS": f"server {server_url.removeprefix('http://')};",
+            "BLOBS": str((self.data_dir / "blobs").resolve()),
+        }.items():
+            config = config.replace(f"__{name}__", value)
+        config = config.replace("worker_processes 1;", f"worker_processes {self.args.workers};")
+        config = re.sub(r"access_log [^;]+;", "access_log off;", config)
+        conf = prefix / "nginx.conf"
+        conf.write_text(config)
+        log_path = prefix / "stderr.log"
+        process = self.stack.enter_context(
+            spawned(["nginx", "-p", str(prefix), "-c", str(conf)], "nginx offload", log_path)
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", process, log_path, "nginx offload")
+        status, got, served = http("GET", url + path, headers=headers)
+        if status != 200 or served != audio:
+            raise BenchError(
+                f"offload: {status} {got}, {len(served)} bytes\n{tail(prefix / 'error.log')}"
+            )
+        return url, (server_pid, process.pid)
 
     def start_nginx(self, audio: bytes) -> tuple[str, int]:
         prefix = self.tmp / "nginx"
@@ -406,6 +480,10 @@ class Bench:
 
         nginx_url, nginx_pid = self.start_nginx(downloaded)
         log(f"nginx (worker_processes {self.args.workers}) on {nginx_url}")
+        bare_url, bare_pid = self.start_bare(downloaded)
+        log(f"bare ASGI app under uvicorn on {bare_url}")
+        offload_url, offload_pids = self.start_offload(headers, downloaded, download_path)
+        log(f"nginx-offload.conf -> audiocache (offload) on {offload_url}")
 
         lua = self.tmp / "tts_hit.lua"
         lua.write_text(
@@ -425,10 +503,19 @@ class Bench:
             lua_script=lua,
             server_pid=server_pid,
             nginx_pid=nginx_pid,
+            bare_url=bare_url,
+            bare_pid=bare_pid,
+            offload_url=offload_url,
+            offload_pids=offload_pids,
         )
 
     def wrk(
-        self, target: str, url: str, extra: list[str], duration: float, pgid: int | None = None
+        self,
+        target: str,
+        url: str,
+        extra: list[str],
+        duration: float,
+        pgid: int | tuple[int, ...] | None = None,
     ) -> WrkResult:
         a = self.args
         command = [
@@ -457,10 +544,14 @@ class Bench:
 
     def measure(self, s: Setup) -> dict[str, WrkResult]:
         key_header = ["-H", f"X-API-KEY: {s.key}"]
-        targets = {
+        tts = ["-s", str(s.lua_script)]
+        targets: dict[str, tuple[str, list[str], int | tuple[int, ...]]] = {
             "nginx": (f"{s.nginx_url}/file.wav", [], s.nginx_pid),
+            "bare": (f"{s.bare_url}/", [], s.bare_pid),
             "download": (s.server_url + s.download_path, key_header, s.server_pid),
-            "tts_hit": (s.server_url + s.tts_path, ["-s", str(s.lua_script)], s.server_pid),
+            "tts_hit": (s.server_url + s.tts_path, tts, s.server_pid),
+            "download_offload": (s.offload_url + s.download_path, key_header, s.offload_pids),
+            "tts_hit_offload": (s.offload_url + s.tts_path, tts, s.offload_pids),
         }
         results = {}
         for name, (url, extra, pgid) in targets.items():
@@ -565,11 +656,46 @@ def cpu_busy_percent(seconds: float = 1.0) -> float:
     return round(100 * (1 - (idle1 - idle0) / max(1, total1 - total0)), 1)
 
 
+def embedded_lookup(data_dir: Path, text: str, calls: int) -> dict[str, float]:
+    """``EmbeddedCache.lookup`` of the bench phrase in this process, ``calls`` times."""
+    import asyncio
+
+    from audiocache.config import Settings
+    from audiocache.embedded import EmbeddedCache
+
+    async def run() -> list[float]:
+        settings = Settings(data_dir=data_dir, piper_enabled=False, log_level="warning")
+        async with EmbeddedCache(settings) as cache:
+            if await cache.lookup(ACCOUNT, AGENT, text) is None:
+                raise BenchError("the embedded lookup does not find the bench phrase")
+            took = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                await cache.lookup(ACCOUNT, AGENT, text)
+                took.append((time.perf_counter() - started) * 1000)
+            return took
+
+    took = sorted(asyncio.run(run()))
+    return {
+        "calls": calls,
+        "median_ms": round(took[len(took) // 2], 4),
+        "p99_ms": round(took[int(len(took) * 0.99)], 4),
+    }
+
+
+RATIO_TARGETS = ("download", "tts_hit", "download_offload", "tts_hit_offload")
+
+
 def report(
-    args: argparse.Namespace, s: Setup, results: dict[str, WrkResult], info: dict[str, Any]
+    args: argparse.Namespace,
+    s: Setup,
+    results: dict[str, WrkResult],
+    info: dict[str, Any],
+    embedded: dict[str, float],
 ) -> dict[str, Any]:
-    ratio = results["download"].requests_per_sec / results["nginx"].requests_per_sec
-    p99 = results["tts_hit"].p99_ms
+    nginx = results["nginx"].requests_per_sec
+    ratios = {name: round(results[name].requests_per_sec / nginx, 4) for name in RATIO_TARGETS}
+    p99 = {name: results[name].p99_ms for name in ("tts_hit", "tts_hit_offload")}
     return {
         "machine": info,
         "workers": {"audiocache": args.workers, "nginx": args.workers},
@@ -581,12 +707,16 @@ def report(
         },
         "entry": {"id": s.entry_id, "bytes": s.entry_bytes, "text": args.text},
         "results": {name: asdict(r) for name, r in results.items()},
-        "ratio_download_to_nginx": round(ratio, 4),
+        "ratio_download_to_nginx": ratios["download"],
+        "ratios_to_nginx": ratios,
+        "embedded_lookup": embedded,
         "aims": {
             "ratio_min": AIM_RATIO,
-            "ratio_met": ratio >= AIM_RATIO,
+            "ratio_met": {name: r >= AIM_RATIO for name, r in ratios.items()},
             "tts_hit_p99_max_ms": AIM_P99_MS,
-            "tts_hit_p99_met": p99 <= AIM_P99_MS,
+            "tts_hit_p99_met": {name: v <= AIM_P99_MS for name, v in p99.items()},
+            "embedded_median_max_ms": AIM_EMBEDDED_MEDIAN_MS,
+            "embedded_median_met": embedded["median_ms"] <= AIM_EMBEDDED_MEDIAN_MS,
         },
     }
 
@@ -606,32 +736,43 @@ def print_table(data: dict[str, Any]) -> None:
         f"entry:   {entry['bytes']:,} bytes of WAV (espeak-ng, {entry['text']!r}), "
         f"id {entry['id']}",
         "",
-        f"{'target':<44} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'target':<50} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
         f"{'server CPU/req':>15}",
-        "-" * 96,
+        "-" * 102,
     ]
     labels = {
         "nginx": "nginx GET /file.wav (same bytes)",
+        "bare": "bare ASGI app under uvicorn (same bytes)",
         "download": "audiocache GET …/audio-cache/{id}/file",
         "tts_hit": "audiocache POST /v1/agents/{id}/tts (hit)",
+        "download_offload": "offload: nginx ← audiocache GET …/file",
+        "tts_hit_offload": "offload: nginx ← audiocache POST …/tts (hit)",
     }
     for name, label in labels.items():
         x = r[name]
         cpu = x["server_cpu_us_per_request"]
         lines.append(
-            f"{label:<44} {x['requests_per_sec']:>9,.0f} {x['p50_ms']:>8.2f} "
+            f"{label:<50} {x['requests_per_sec']:>9,.0f} {x['p50_ms']:>8.2f} "
             f"{x['p90_ms']:>8.2f} {x['p99_ms']:>8.2f} "
             + (f"{cpu:>12,.0f} µs" if cpu is not None else f"{'?':>15}")
         )
     aims = data["aims"]
-    lines += [
-        "",
-        f"ratio download / nginx: {data['ratio_download_to_nginx']:.3f}  "
-        f"(aim >= {aims['ratio_min']}: {'met' if aims['ratio_met'] else 'NOT met'})",
-        f"tts hit p50 / p99:      {r['tts_hit']['p50_ms']:.2f} ms / {r['tts_hit']['p99_ms']:.2f} ms"
-        f"  (aim p99 <= {aims['tts_hit_p99_max_ms']:g} ms: "
-        f"{'met' if aims['tts_hit_p99_met'] else 'NOT met'})",
-    ]
+    lines.append("")
+    for name, ratio in data["ratios_to_nginx"].items():
+        met = "met" if aims["ratio_met"][name] else "NOT met"
+        lines.append(f"ratio {name + ' / nginx:':<27} {ratio:.3f}  (aim >= {AIM_RATIO}: {met})")
+    for name, met_p99 in aims["tts_hit_p99_met"].items():
+        lines.append(
+            f"{name} p50 / p99:{'':<{17 - len(name)}} {r[name]['p50_ms']:.2f} ms / "
+            f"{r[name]['p99_ms']:.2f} ms  (aim p99 <= {AIM_P99_MS:g} ms: "
+            f"{'met' if met_p99 else 'NOT met'})"
+        )
+    e = data["embedded_lookup"]
+    lines.append(
+        f"embedded lookup, {e['calls']:,} calls: median {e['median_ms']:.4f} ms, p99 "
+        f"{e['p99_ms']:.4f} ms  (aim median <= {AIM_EMBEDDED_MEDIAN_MS} ms: "
+        f"{'met' if aims['embedded_median_met'] else 'NOT met'})"
+    )
     if data.get("profiles"):
         lines.append(f"profiles: {', '.join(data['profiles'])}")
     print("\n".join(lines))
@@ -653,6 +794,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--profile", type=Path, help="also record py-spy profiles into this folder")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    p.add_argument(
+        "--embedded-calls", type=int, default=20_000, help="embedded lookups timed (20000)"
+    )
     args = p.parse_args(argv)
     if args.workers < 1 or args.connections < 1 or args.threads < 1 or args.duration < 1:
         p.error("--workers, --connections, --threads and --duration must be >= 1")
@@ -682,7 +826,9 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(args, tmp, stack)
             setup = bench.setup()
             results = bench.measure(setup)
-            data = report(args, setup, results, info)
+            log(f"embedded lookup x {args.embedded_calls}")
+            embedded = embedded_lookup(bench.data_dir, args.text, args.embedded_calls)
+            data = report(args, setup, results, info, embedded)
             if args.profile:
                 data["profiles"] = bench.profile(setup, args.profile)
             log("stopping audiocache and nginx")

@@ -417,6 +417,20 @@ class Settings(BaseSettings):
         description="Blob bytes the hot path keeps in memory (least recently used dropped "
         "first; a blob over a sixteenth of this is always read from storage). 0: none.",
     )
+    offload: Literal["off", "x-accel-redirect"] = Field(
+        "off",
+        description="x-accel-redirect: an authorized download or runtime-path hit of a blob "
+        "in the local blob folder is answered with its headers and an X-Accel-Redirect to "
+        "offload_location, and nginx sends the file (sendfile, its own byte ranges); see "
+        "deploy/nginx-offload.conf. Only behind such an nginx: a client reaching the "
+        "service directly gets an empty body.",
+    )
+    offload_location: str = Field(
+        "/_audiocache_blobs/",
+        pattern=r"^/([A-Za-z0-9_.-]+/)+$",
+        description="The internal nginx location (alias of the blob folder) X-Accel-Redirect "
+        "points to: the blob <sha[:2]>/<sha> under it.",
+    )
     gc_grace_seconds: int = Field(
         600,
         ge=0,

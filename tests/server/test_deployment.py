@@ -38,12 +38,19 @@ def instance_env(gateway: Radosgw, bucket: str, prefix: str, database_url: str) 
 
 
 class Nginx:
-    def __init__(self, prefix: Path, upstream_ports: list[int]) -> None:
+    """nginx with one of deploy/'s configurations, placeholders filled in (``more``: any
+    others that configuration has, e.g. BLOBS=/path)."""
+
+    def __init__(
+        self, prefix: Path, upstream_ports: list[int], conf: str = "nginx.conf", **more: str
+    ) -> None:
         self.prefix = prefix
         self.port = free_port()
         upstreams = "\n        ".join(f"server 127.0.0.1:{p};" for p in upstream_ports)
-        config = (ROOT / "deploy" / "nginx.conf").read_text()
+        config = (ROOT / "deploy" / conf).read_text()
         config = config.replace("__LISTEN__", str(self.port)).replace("__PREFIX__", str(prefix))
+        for name, value in more.items():
+            config = config.replace(f"__{name}__", value)
         self.config = prefix / "nginx.conf"
         prefix.mkdir(parents=True, exist_ok=True)
         self.config.write_text(config.replace("__UPSTREAMS__", upstreams))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from audiocache.api.audio_response import BlobResponse, audio_response
+from audiocache.api.audio_response import BlobResponse, audio_response, offload_of
 from audiocache.api.deps import RouteSpec, ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json, parse_json_text, sanitize_filename
@@ -157,7 +157,8 @@ async def file_response(
         filename = filename_for(entry.audio_filename or f"{entry.id}.wav", fmt)
         try:
             audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
-            return await audio_response(services.blobs, audio, filename=filename)
+            offload = offload_of(services.settings)
+            return await audio_response(services.blobs, audio, filename=filename, offload=offload)
         except StorageUnavailable:
             # A delete or replace that committed after the lookup may have collected the
             # blob: then it is a 404 (or the new audio), not a lost-audio 503.

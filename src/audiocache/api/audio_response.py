@@ -17,11 +17,19 @@ from starlette.types import Receive, Scope, Send
 
 from audiocache.api.errors import correlation_id, envelope_bytes
 from audiocache.cache.variants import StoredAudio
+from audiocache.config import Settings
 from audiocache.errors import RangeNotSatisfiable, StorageUnavailable
 from audiocache.storage.blobs.base import CHUNK, BlobStore
 
 MAX_RANGES = 20
+OFFLOAD_HEADER = b"x-accel-redirect"
+_SET_BY_NGINX = (b"content-length", b"accept-ranges")
 Opener = Callable[[int, int], AsyncIterator[bytes]]
+
+
+def offload_of(settings: Settings) -> str | None:
+    """Where X-Accel-Redirect points (``Settings.offload``), or None: send the bytes."""
+    return settings.offload_location if settings.offload == "x-accel-redirect" else None
 
 
 def content_disposition(filename: str) -> str:
@@ -76,9 +84,12 @@ async def blob_response(
     media_type: str,
     filename: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    offload: str | None = None,
 ) -> BlobResponse:
     """A response for a stored blob, checked to be there before any header goes out (a lost
-    blob is a 503 in the envelope, not a 200 that breaks off)."""
+    blob is a 503 in the envelope, not a 200 that breaks off). With ``offload`` (a location
+    prefix) a blob in the local folder is left to nginx to send (``deploy/nginx-offload.conf``):
+    the folder's layout ``<sha[:2]>/<sha>`` under that location."""
     if await blobs.stat(sha256) is None:
         raise StorageUnavailable(
             "The audio is missing from storage; `audiocache check` lists what is affected"
@@ -91,6 +102,11 @@ async def blob_response(
         filename=filename,
         extra_headers=extra_headers,
         blob=sha256,
+        redirect=(
+            f"{offload}{sha256[:2]}/{sha256}"
+            if offload is not None and blobs.local_path(sha256) is not None
+            else None
+        ),
     )
 
 
@@ -100,6 +116,7 @@ async def audio_response(
     *,
     filename: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    offload: str | None = None,
 ) -> BlobResponse:
     """A stored blob, or a conversion storage could not keep (served from memory, with the
     same ETag, ranges and headers it would have had once stored)."""
@@ -111,6 +128,7 @@ async def audio_response(
             media_type=audio.media_type,
             filename=filename,
             extra_headers=extra_headers,
+            offload=offload,
         )
     data = audio.data
     return BlobResponse(
@@ -148,8 +166,10 @@ class BlobResponse(Response):
         extra_headers: dict[str, str] | None = None,
         blob: str | None = None,
         data: bytes | None = None,
+        redirect: str | None = None,
     ) -> None:
         self.open = open
+        self.redirect = redirect  # X-Accel-Redirect target: nginx sends the bytes
         self.blob = blob  # the stored blob served, if it is one (not a conversion in memory)
         self.data = data  # the whole body, when it is in memory
         self.size = size
@@ -160,6 +180,12 @@ class BlobResponse(Response):
         super().__init__(
             status_code=200, headers=self._header_map(size, media_type), media_type=media_type
         )
+        self._offloaded = [
+            # nginx sets its own length and Accept-Ranges for the file it sends
+            *((k, v) for k, v in self.raw_headers if k not in _SET_BY_NGINX),
+            (b"content-length", b"0"),
+            (OFFLOAD_HEADER, (redirect or "").encode("latin-1")),
+        ]
         self._not_modified = [
             (b"etag", self.etag.encode()),
             (b"cache-control", b"private, no-cache"),
@@ -176,6 +202,7 @@ class BlobResponse(Response):
             extra_headers=self.extra_headers,
             blob=self.blob,
             data=data,
+            redirect=self.redirect,
         )
 
     def _header_map(self, length: int, content_type: str) -> dict[str, str]:
@@ -211,6 +238,9 @@ class BlobResponse(Response):
             )
             await send({"type": "http.response.body", "body": b""})
             return
+        if self.redirect is not None and if_range is None:
+            await self._send_offloaded(scope, send, range_header)
+            return
         ranges = None
         if range_header and (if_range is None or if_range.strip() == self.etag):
             try:
@@ -224,6 +254,19 @@ class BlobResponse(Response):
             await self._send_single(send, head_only, *ranges[0])
         else:
             await self._send_multi(send, head_only, ranges)
+
+    async def _send_offloaded(self, scope: Scope, send: Send, range_header: str | None) -> None:
+        """Headers only, and nginx sends the file (its ranges are RFC 9110's too). A range
+        nothing of the file satisfies is still answered here, in the envelope; a request with
+        If-Range is never offloaded (nginx would compare it with a validator of its own)."""
+        if range_header:
+            try:
+                parse_ranges(range_header, self.size)
+            except RangeNotSatisfiable as exc:
+                await self._send_416(scope, send, exc)
+                return
+        await send({"type": "http.response.start", "status": 200, "headers": self._offloaded})
+        await send({"type": "http.response.body", "body": b""})
 
     def _matches(self, header: str) -> bool:
         tags = [t.strip().removeprefix("W/") for t in header.split(",")]

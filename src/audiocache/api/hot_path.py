@@ -13,16 +13,22 @@ unchanged, the lookups themselves: the key's principal, and the finished respons
 download or of a runtime-path hit (same agent, same body, same Accept), with its bytes in
 memory, are kept in the memo (``cache/memo.py``), emptied by any commit on any instance
 before the next request uses it. A memo'd hit is counted as a hit exactly as
-``CacheService.speak`` counts it; that its blob is still in storage is checked each time.
+``CacheService.speak`` counts it. A memo'd response whose bytes are in memory is sent
+without asking storage (they are the blob's bytes: it is content-addressed); one that
+reads from storage or redirects to nginx checks first that the blob is still there. A blob
+lost from storage by hand is so found out at the next commit (the hit counts of the next
+flush are one), when the long way answers it as always (503, or synthesized again).
 Any other request, or a download with a query string (whose parameters FastAPI
 validates), goes to the full app unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,11 +37,10 @@ from audiocache.api.audio_response import BlobResponse
 from audiocache.api.deps import RouteSpec
 from audiocache.api.errors import domain_error_response
 from audiocache.api.observe import KEY_ID_KEY, ROUTE_KEY
-from audiocache.api.requests import MAX_JSON_BYTES, read_limited
 from audiocache.api.speak import SPEAK, ServedHit, speak_response
 from audiocache.auth import require
 from audiocache.cache.memo import HotMemo
-from audiocache.errors import AudioCacheError
+from audiocache.errors import AudioCacheError, RequestTimeout
 from audiocache.models import Principal
 from audiocache.services import Services
 
@@ -155,8 +160,11 @@ class HotPath:
         services = self.services
         if generation is None or not _small_body(scope):
             return await speak_response(services, principal, agent_id, Request(scope, receive))
-        # Read as parse_json reads it (same limits, same errors), then handed on as it came.
-        body = await read_limited(Request(scope, receive), MAX_JSON_BYTES, what="JSON body")
+        messages = await self._small_body(receive)
+        if messages[-1].get("more_body", False):  # longer than declared: the long way
+            replayed = _replay(messages, receive)
+            return await speak_response(services, principal, agent_id, Request(scope, replayed))
+        body = b"".join(m.get("body", b"") for m in messages)
         memo_key = ("tts", principal.account_id, agent_id, body, _header(scope, _ACCEPT))
         hit: ServedHit | None = self.memo.get(memo_key)
         if hit is not None and await self._still_stored(memo_key, hit.response):
@@ -166,7 +174,7 @@ class HotPath:
             return hit.response
         served: list[ServedHit] = []
         response = await speak_response(
-            services, principal, agent_id, Request(scope, _replay(body, receive)), served.append
+            services, principal, agent_id, Request(scope, _replay(messages, receive)), served.append
         )
         if served:
             hit = served[0]
@@ -178,11 +186,38 @@ class HotPath:
             )
         return response
 
+    async def _small_body(self, receive: Receive) -> list[Message]:
+        """A small body's messages, under ``body_chunks``' idle and total timeouts (same
+        errors): usually one, there as soon as the head is; reading stops past
+        ``MEMO_BODY_BYTES``."""
+        settings = self.services.settings
+        idle, total = settings.body_idle_timeout_seconds, settings.body_timeout_seconds
+        deadline = time.monotonic() + total
+        messages: list[Message] = []
+        size = 0
+        while True:
+            wait = min(idle, deadline - time.monotonic())
+            try:
+                async with asyncio.timeout(wait):
+                    message = await receive()
+            except TimeoutError:
+                stalled = wait >= idle
+                reason = f"sent nothing for {idle:g} s" if stalled else f"took over {total:g} s"
+                raise RequestTimeout(f"The request body {reason}") from None
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False) or size > MEMO_BODY_BYTES:
+                return messages
+
     async def _still_stored(self, memo_key: object, response: BlobResponse) -> bool:
-        """A blob lost from storage (no commit says so) is found out at once: the request
-        then goes the long way, which answers it as it always has (503, or synthesized
-        again in place)."""
-        if response.blob is None or await self.services.blobs.stat(response.blob) is not None:
+        """A response that reads from storage (too large for memory) or redirects to nginx
+        needs its blob: if it was lost (no commit says so) the request goes the long way,
+        which answers it as it always has (503, or synthesized again in place)."""
+        if response.blob is None or response.data is not None:
+            return True
+        if await self.services.blobs.stat(response.blob) is not None:
             return True
         self.memo.drop(memo_key)
         self.memo.blobs.drop(response.blob)
@@ -191,7 +226,9 @@ class HotPath:
     async def _with_bytes(self, response: BlobResponse) -> BlobResponse:
         """The response with its blob's bytes from memory, if the memo may hold them."""
         blobs = self.memo.blobs
-        if response.data is not None or response.blob is None or not blobs.fits(response.size):
+        if response.data is not None or response.blob is None or response.redirect is not None:
+            return response
+        if not blobs.fits(response.size):
             return response
         data = blobs.get(response.blob)
         if data is None:
@@ -204,12 +241,12 @@ class HotPath:
 
 def _small_body(scope: Scope) -> bool:
     declared = _header(scope, b"content-length")
-    return declared is not None and declared.isdigit() and int(declared) <= MEMO_BODY_BYTES
+    return declared is not None and declared.isdigit() and 0 < int(declared) <= MEMO_BODY_BYTES
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """``receive`` that hands out the body already read, then whatever comes next."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """``receive`` that hands out the messages already read, then whatever comes next."""
+    pending = list(reversed(messages))
 
     async def replayed() -> Message:
         return pending.pop() if pending else await receive()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request, Response
 from starlette.responses import StreamingResponse
 
-from audiocache.api.audio_response import BlobResponse, audio_response
+from audiocache.api.audio_response import BlobResponse, audio_response, offload_of
 from audiocache.api.deps import RouteSpec, ServicesDep
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.requests import parse_json
@@ -149,4 +149,5 @@ async def _respond(
         return Response(audio, media_type=fmt.media_type, headers=headers)
     assert result.entry is not None
     stored = await services.variants.stored(result.entry.blob_sha256, result.entry.size_bytes, fmt)
-    return await audio_response(services.blobs, stored, extra_headers=headers)
+    offload = offload_of(services.settings)
+    return await audio_response(services.blobs, stored, extra_headers=headers, offload=offload)
