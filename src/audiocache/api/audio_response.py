@@ -78,12 +78,17 @@ async def blob_response(
     filename: str | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> BlobResponse:
-    """A response for a stored blob, checked to be there before any header goes out (a lost
-    blob is a 503 in the envelope, not a 200 that breaks off)."""
-    if await blobs.stat(sha256) is None:
+    """A response for a stored blob, opened before any header goes out: a lost blob is a 503
+    in the envelope, not a 200 that breaks off. Opening is the read itself (on S3 one GET,
+    no HEAD before it), and once open, a concurrent delete cannot take the bytes away: a
+    folder's file stays readable through its descriptor, an S3 GET streams what it found."""
+    chunks = blobs.open_range(sha256, 0, size)
+    try:
+        first = await anext(chunks, b"")
+    except KeyError:
         raise StorageUnavailable(
             "The audio is missing from storage; `audiocache check` lists what is affected"
-        )
+        ) from None
     return BlobResponse(
         open=lambda start, end: blobs.open_range(sha256, start, end),
         size=size,
@@ -91,6 +96,7 @@ async def blob_response(
         media_type=media_type,
         filename=filename,
         extra_headers=extra_headers,
+        opened=(first, chunks),
     )
 
 
@@ -143,8 +149,12 @@ class BlobResponse(Response):
         media_type: str,
         filename: str | None = None,
         extra_headers: dict[str, str] | None = None,
+        opened: tuple[bytes, AsyncIterator[bytes]] | None = None,
     ) -> None:
         self.open = open
+        # The whole body, already open (its first chunk read): what a GET without a range,
+        # or with ranges from byte 0, is served from; anything else closes it unused.
+        self.opened = opened
         self.size = size
         self.etag = f'"{etag}"'
         self.media_type = self._content_type = media_type
@@ -167,6 +177,20 @@ class BlobResponse(Response):
         return [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._respond(scope, send)
+        finally:
+            await self._close_opened()
+
+    async def _close_opened(self) -> None:
+        if self.opened is not None:
+            _first, rest = self.opened
+            self.opened = None
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _respond(self, scope: Scope, send: Send) -> None:
         request_headers = {
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
         }
@@ -256,13 +280,40 @@ class BlobResponse(Response):
                 await send({"type": "http.response.body", "body": b""})
             return
         position = start
-        async for chunk in self.open(start, end):
+        async for chunk in self._chunks(start, end):
             position += len(chunk)
             # The last chunk ends the response itself: one send fewer per request.
             more = not last or position < end
             await send({"type": "http.response.body", "body": chunk, "more_body": more})
         if last and position < end:  # the blob was shorter than promised: end it anyway
             await send({"type": "http.response.body", "body": b""})
+
+    async def _chunks(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [start, end): from the opened body while it is at ``start``, else read anew."""
+        if self.opened is None or start != 0:
+            await self._close_opened()
+            async for chunk in self.open(start, end):
+                yield chunk
+            return
+        first, rest = self.opened
+        self.opened = None
+        position = 0
+        try:
+            chunk = first
+            while True:
+                if position + len(chunk) >= end:
+                    yield chunk[: end - position]
+                    return
+                if chunk:
+                    yield chunk
+                position += len(chunk)
+                chunk = await anext(rest, b"")
+                if not chunk:  # shorter than promised: _stream ends the response
+                    return
+        finally:
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def _send_416(self, scope: Scope, send: Send, exc: RangeNotSatisfiable) -> None:
         body = envelope_bytes(correlation_id(scope), exc.error_code, exc.message)
