@@ -19,11 +19,13 @@ from asgi_lifespan import LifespanManager
 from support import ALL_GRANTS, Api, assert_envelope
 
 from audiocache.app import create_app
+from audiocache.audio.wav import build_wav
 from audiocache.cache.evictor import LEASE_AGENT, LEASE_KEY
 from audiocache.config import Settings
 from audiocache.models import Agent
 from audiocache.services import Services, build_services
-from audiocache.tts.fake import FakeEngine
+from audiocache.tts.base import SynthesisRequest
+from audiocache.tts.fake import FakeEngine, StreamingFakeEngine, tone_for
 
 
 class Instance:
@@ -52,12 +54,22 @@ def instance_settings(settings: Settings, request: pytest.FixtureRequest) -> Set
 
 
 @pytest.fixture
-async def instances(instance_settings: Settings) -> AsyncIterator[list[Instance]]:
+def make_engine(request: pytest.FixtureRequest) -> Callable[[], FakeEngine]:
+    """Each instance's engine; ``streaming`` (indirect parametrization) for one that streams."""
+    if getattr(request, "param", None) == "streaming":
+        return lambda: StreamingFakeEngine(chunks=5, chunk_delay=0.1)
+    return lambda: FakeEngine(delay_seconds=0.3)
+
+
+@pytest.fixture
+async def instances(
+    instance_settings: Settings, make_engine: Callable[[], FakeEngine]
+) -> AsyncIterator[list[Instance]]:
     settings = instance_settings
     running: list[Instance] = []
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(2):
-            engine = FakeEngine(delay_seconds=0.3)
+            engine = make_engine()
             services = build_services(settings, engines=[engine])
             app = create_app(settings, services)
             manager = await stack.enter_async_context(LifespanManager(app))
@@ -334,3 +346,26 @@ async def test_the_hot_path_memo_never_outlives_a_change_made_on_the_other_insta
     assert r.status_code in (200, 204)
     assert (await get(f"/v1/agents/bot/audio-cache/{other_id}/file")).status_code == 404
     assert (await b.speak("bot", "Goodbye now")).status_code == 404
+
+
+@pytest.mark.parametrize("make_engine", ["streaming"], indirect=True)
+async def test_a_streamed_miss_that_loses_the_lease_race_is_served_the_stored_entry(
+    instances: list[Instance], apis: list[Api]
+) -> None:
+    await apis[0].create_agent("bot", voice="fake:alpha", admission="always")
+    engines = [i.engine for i in instances]
+    assert all(isinstance(e, StreamingFakeEngine) for e in engines)
+    streamed = asyncio.create_task(apis[0].speak("bot", "Streamed once", stream=True))
+    await _until(lambda: engines[0].streams == 1)  # lease taken, first chunks under way
+    waited = await apis[1].speak("bot", "Streamed once", stream=True)
+    first = await streamed
+    assert first.status_code == 200 and first.headers["x-audio-cache"] == "miss"
+    assert waited.status_code == 200 and waited.headers["x-audio-cache"] == "hit", waited.text
+    # One synthesis in all: the loser streamed nothing of its own and got the stored clip.
+    assert [len(e.calls) for e in engines] == [1, 0]
+    assert instances[1].services.cache.leases.waits == 1
+    request = SynthesisRequest("Streamed once", "alpha", "en-US", {})
+    assert waited.content == build_wav(tone_for(request, 16000), sample_rate=16000)
+    assert waited.headers["x-audio-cache-entry-id"] == str(
+        (await apis[0].entries("bot"))["entries"][0]["id"]
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ import sqlalchemy as sa
 from support import Api, sine_wav
 
 from audiocache.cache.query import SORT_FIELDS, parse_filters
-from audiocache.models import EntryQuery, SortKey
+from audiocache.models import EntryQuery, Limits, SortKey, Ttl
 from audiocache.storage.entries_repo import list_statements
+from audiocache.storage.eviction_repo import candidate_statements
 from audiocache.storage.tables import agent_usage, agents, entries
 from audiocache.storage.usage import read_usage
 
@@ -263,3 +265,47 @@ async def test_entry_of_an_agent_deleted_meanwhile_leaves_no_counters(api: Api, 
     r = await api.client.delete(f"/v1/agents/{agent}", headers=api.headers)
     assert r.status_code in (200, 204), r.text
     await _assert_usage_exact(api)
+
+
+@pytest.mark.parametrize(
+    ("scope", "limits"),
+    [
+        ("agent", Limits(max_entries=10, policy="lru")),
+        ("agent", Limits(max_entries=10, policy="lfu")),
+        ("agent", Limits(policy="lru", ttls=(Ttl(3600, "cached"), Ttl(3600, "last_hit")))),
+        ("installation", Limits(max_entries=10, policy="lru")),  # the cap has no TTL
+        ("installation", Limits(max_entries=10, policy="lfu")),
+    ],
+    ids=["agent-lru", "agent-lfu", "agent-ttls", "installation-lru", "installation-lfu"],
+)
+async def test_eviction_reads_its_victims_from_indexes(
+    api: Api, agent: str, scope: str, limits: Limits
+) -> None:
+    agent_id = (await api.services.agents.owned(api.account, AGENT)).id
+    statements = candidate_statements(
+        agent_id if scope == "agent" else None, limits, datetime(2030, 1, 1), 500
+    )
+    assert len(statements) == 1 + len(limits.ttls)
+    for statement in statements:
+        plan = await _plan(api, statement)
+        assert "ix_entries_" in plan, plan
+        if api.services.db.engine.dialect.name == "sqlite":
+            assert "TEMP B-TREE" not in plan, plan
+        else:
+            assert '"Sort"' not in plan and "Seq Scan" not in plan, plan
+
+
+async def test_eviction_usage_is_the_usage_counters(api: Api, agent: str) -> None:
+    for i in range(3):
+        await api.seed_entry(AGENT, f"Counted {i}")
+    agent_id = (await api.services.agents.owned(api.account, AGENT)).id
+    repo = api.services.agents.eviction
+    # The counters, not the rows, answer (made to disagree with the rows to tell).
+    async with api.services.db.write() as conn:
+        await conn.execute(
+            agent_usage.update()
+            .where(agent_usage.c.agent_id == agent_id)
+            .values(entry_count=agent_usage.c.entry_count + 1000)
+        )
+    assert (await repo.usage(agent_id)).entries == 1003
+    assert (await repo.usage(None)).entries == 1003

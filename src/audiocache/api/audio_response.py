@@ -86,14 +86,32 @@ async def blob_response(
     extra_headers: dict[str, str] | None = None,
     offload: str | None = None,
 ) -> BlobResponse:
-    """A response for a stored blob, checked to be there before any header goes out (a lost
-    blob is a 503 in the envelope, not a 200 that breaks off). With ``offload`` (a location
-    prefix) a blob in the local folder is left to nginx to send (``deploy/nginx-offload.conf``):
-    the folder's layout ``<sha[:2]>/<sha>`` under that location."""
-    if await blobs.stat(sha256) is None:
-        raise StorageUnavailable(
-            "The audio is missing from storage; `audiocache check` lists what is affected"
-        )
+    """A response for a stored blob, opened before any header goes out: a lost blob is a 503
+    in the envelope, not a 200 that breaks off. Opening is the read itself (on S3 one GET,
+    no HEAD before it), and once open, a concurrent delete cannot take the bytes away: a
+    folder's file stays readable through its descriptor, an S3 GET streams what it found.
+
+    With ``offload`` (a location prefix) a blob in the local folder is left to nginx to send
+    (``deploy/nginx-offload.conf``): the folder's layout ``<sha[:2]>/<sha>`` under that
+    location; then only its presence is checked."""
+    missing = StorageUnavailable(
+        "The audio is missing from storage; `audiocache check` lists what is affected"
+    )
+    redirect = (
+        f"{offload}{sha256[:2]}/{sha256}"
+        if offload is not None and blobs.local_path(sha256) is not None
+        else None
+    )
+    opened: tuple[bytes, AsyncIterator[bytes]] | None = None
+    if redirect is not None:
+        if await blobs.stat(sha256) is None:
+            raise missing
+    else:
+        chunks = blobs.open_range(sha256, 0, size)
+        try:
+            opened = (await anext(chunks, b""), chunks)
+        except KeyError:
+            raise missing from None
     return BlobResponse(
         open=lambda start, end: blobs.open_range(sha256, start, end),
         size=size,
@@ -102,11 +120,8 @@ async def blob_response(
         filename=filename,
         extra_headers=extra_headers,
         blob=sha256,
-        redirect=(
-            f"{offload}{sha256[:2]}/{sha256}"
-            if offload is not None and blobs.local_path(sha256) is not None
-            else None
-        ),
+        redirect=redirect,
+        opened=opened,
     )
 
 
@@ -167,8 +182,13 @@ class BlobResponse(Response):
         blob: str | None = None,
         data: bytes | None = None,
         redirect: str | None = None,
+        opened: tuple[bytes, AsyncIterator[bytes]] | None = None,
     ) -> None:
         self.open = open
+        # The body already open (its first chunk read) by ``blob_response``: what the first
+        # request from byte 0 is served from; anything else closes it unused. Later
+        # requests (a memo'd response answers many) read anew through ``open``.
+        self.opened = opened
         self.redirect = redirect  # X-Accel-Redirect target: nginx sends the bytes
         self.blob = blob  # the stored blob served, if it is one (not a conversion in memory)
         self.data = data  # the whole body, when it is in memory
@@ -223,6 +243,21 @@ class BlobResponse(Response):
         return [(k.encode(), v.encode("latin-1")) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._respond(scope, send)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Let go of the body ``blob_response`` opened, if no request used it."""
+        if self.opened is not None:
+            _first, rest = self.opened
+            self.opened = None
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _respond(self, scope: Scope, send: Send) -> None:
         if_none_match = range_header = if_range = None
         for name, value in scope["headers"]:  # ASGI header names are lower case
             if name == b"range":
@@ -320,13 +355,40 @@ class BlobResponse(Response):
                 await send({"type": "http.response.body", "body": b""})
             return
         position = start
-        async for chunk in self.open(start, end):
+        async for chunk in self._chunks(start, end):
             position += len(chunk)
             # The last chunk ends the response itself: one send fewer per request.
             more = not last or position < end
             await send({"type": "http.response.body", "body": chunk, "more_body": more})
         if last and position < end:  # the blob was shorter than promised: end it anyway
             await send({"type": "http.response.body", "body": b""})
+
+    async def _chunks(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes [start, end): from the opened body while it is at ``start``, else read anew."""
+        if self.opened is None or start != 0:
+            await self.close()
+            async for chunk in self.open(start, end):
+                yield chunk
+            return
+        first, rest = self.opened
+        self.opened = None  # taken, with no await before: no other request can take it too
+        position = 0
+        try:
+            chunk = first
+            while True:
+                if position + len(chunk) >= end:
+                    yield chunk[: end - position]
+                    return
+                if chunk:
+                    yield chunk
+                position += len(chunk)
+                chunk = await anext(rest, b"")
+                if not chunk:  # shorter than promised: _stream ends the response
+                    return
+        finally:
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def _send_416(self, scope: Scope, send: Send, exc: RangeNotSatisfiable) -> None:
         body = envelope_bytes(correlation_id(scope), exc.error_code, exc.message)

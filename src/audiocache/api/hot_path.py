@@ -236,6 +236,7 @@ class HotPath:
             if data is None or len(data) != response.size:
                 return response
             blobs.put(response.blob, data)
+        await response.close()  # the body blob_response opened is not needed now
         return response.in_memory(data)
 
 

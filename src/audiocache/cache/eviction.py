@@ -6,8 +6,8 @@ suggestion); ``null`` means "no limit of the agent's own". Both TTL rules apply 
 are set. Pinned and imported entries are never candidates, but they count towards usage:
 they take space, so an agent over its limit with only pinned entries stays over it.
 
-Candidates arrive expired-first, then in policy order (the SQL query in
-``storage/eviction_repo.py`` sorts them so; ``sort_key`` is the same order in Python):
+Candidates arrive expired-first, then in policy order (the SQL queries in
+``storage/eviction_repo.py`` read them so from indexes; ``sort_key`` is the policy order):
 ``lru`` oldest last hit first (a never-hit entry counts from when it was cached), ``lfu``
 lowest hit count first, ties by oldest last hit; then by id.
 """

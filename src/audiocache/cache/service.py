@@ -9,14 +9,13 @@ there (a concurrent sweep may have taken an identical one) → sweep what the ro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from audiocache.audio.wav import WavInfo, build_wav, parse_wav
+from audiocache.audio.wav import WavInfo, parse_wav
 from audiocache.cache.accounting import Accounting
 from audiocache.cache.admission import admits, needs_counting, personal_skip, policy_for
 from audiocache.cache.blob_writer import BlobWriter
@@ -25,6 +24,7 @@ from audiocache.cache.hits import HitCounter
 from audiocache.cache.keys import KeyParts
 from audiocache.cache.leases import SynthesisLeases
 from audiocache.cache.singleflight import SingleFlight
+from audiocache.cache.streamed_miss import produce_streamed_miss
 from audiocache.cache.streaming import SharedStream
 from audiocache.cache.text import validate_text
 from audiocache.cache.tuning import validate_tuning
@@ -33,7 +33,6 @@ from audiocache.errors import (
     InvalidVoice,
     NotFound,
     StorageUnavailable,
-    SynthesisFailed,
 )
 from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, Agent, Entry
@@ -367,6 +366,8 @@ class CacheService:
             )
             return result
         await stream.started()
+        if not stream.chunks and isinstance(stream.result, SpeakResult):
+            return stream.result  # another instance synthesized it: its stored entry
         return stream
 
     def _shared_stream(self, agent: Agent, prepared: Prepared) -> SharedStream | None:
@@ -381,37 +382,10 @@ class CacheService:
             return shared
         shared = SharedStream(prepared.engine.sample_rate_for(prepared.request.voice))  # type: ignore[attr-defined]
         self._streams[flight] = shared
-
-        async def produce() -> None:
-            timed = self.accounting.timing(
-                agent.id, prepared.engine.provider, len(prepared.request.text)
-            )
-            try:
-                async with contextlib.aclosing(produce_pcm(prepared.request)) as chunks:
-                    async for chunk in chunks:
-                        shared.append(chunk)
-                pcm = b"".join(shared.chunks)
-                timed()
-                audio = build_wav(pcm[: len(pcm) // 2 * 2], sample_rate=shared.sample_rate)
-                shared.finish(
-                    await self._admit(
-                        agent,
-                        prepared.engine,
-                        prepared.request,
-                        prepared.key,
-                        audio,
-                        shared.listeners,
-                    )
-                )
-            except asyncio.CancelledError:
-                shared.fail(SynthesisFailed("every caller hung up; synthesis abandoned"))
-            except Exception as exc:
-                log.warning("streamed synthesis failed: %s", exc)
-                shared.fail(exc)
-            finally:
-                self._streams.pop(flight, None)
-
-        shared.task = asyncio.create_task(produce(), name="streamed-synthesis")
+        shared.task = asyncio.create_task(
+            produce_streamed_miss(self, agent, prepared, produce_pcm, shared),
+            name="streamed-synthesis",
+        )
         return shared
 
     async def _store(

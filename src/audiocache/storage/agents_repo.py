@@ -78,6 +78,12 @@ class AgentRepository:
     async def delete(self, agent_id: str) -> list[str]:
         """Remove the agent and its entries; returns the blob hashes queued for collection."""
         async with self.db.write() as conn:
+            # The agent's row first (PostgreSQL; SQLite's write lock is the whole database):
+            # an entry insert holds a key-share lock on it and then updates agent_usage, so
+            # deleting agent_usage before the agent would deadlock with one under way.
+            await conn.execute(
+                sa.select(agents.c.id).where(agents.c.id == agent_id).with_for_update()
+            )
             shas = list(
                 (
                     await conn.execute(

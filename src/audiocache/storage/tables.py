@@ -120,6 +120,14 @@ TRANSCRIPT_PREFIX = 256
 transcript_sort_key = entries.c.transcript_sort
 sa.Index("ix_entries_agent_transcript", entries.c.agent_id, transcript_sort_key, entries.c.id)
 
+# Eviction's orders (migration 0015): when an entry was last used (a never-hit one counts
+# from when it was cached), per agent and across agents, for lru and lfu.
+LAST_USED = sa.func.coalesce(entries.c.last_hit_at, entries.c.cached_at)
+sa.Index("ix_entries_agent_last_used", entries.c.agent_id, LAST_USED, entries.c.id)
+sa.Index("ix_entries_agent_lfu", entries.c.agent_id, entries.c.hit_count, LAST_USED, entries.c.id)
+sa.Index("ix_entries_last_used", LAST_USED, entries.c.id)
+sa.Index("ix_entries_lfu", entries.c.hit_count, LAST_USED, entries.c.id)
+
 # Not in the metadata: transcript search indexes, one per dialect (migration 0005) — an
 # FTS5 trigram table ``audio_cache_entries_fts`` kept by triggers on SQLite, a pg_trgm GIN
 # index ``ix_entries_transcript_trgm`` on lower(transcript) on PostgreSQL.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class S3BlobStore:
     def __init__(self, location: S3Location) -> None:
         self.location = location
         self._prefix = f"{location.prefix}/" if location.prefix else ""
+        self.requests: Counter[str] = Counter()  # S3 requests sent, by kind (tests, benches)
         http = location.endpoint is not None and location.endpoint.startswith("http://")
         timeout = f"{max(1, round(location.timeout_seconds))}s"
         self._store = S3Store(
@@ -112,6 +114,7 @@ class S3BlobStore:
         existing = await self.stat(sha)
         if existing is not None and existing.size == len(data):
             return existing
+        self.requests["put"] += 1
         with _translated("store a blob"):
             result = await obstore.put_async(self._store, self._key(sha), data)
         etag = (result.get("e_tag") or "").strip('"')
@@ -120,6 +123,7 @@ class S3BlobStore:
         return BlobInfo(sha, len(data))
 
     async def stat(self, sha256: str) -> BlobInfo | None:
+        self.requests["head"] += 1
         try:
             with _translated("stat a blob"):
                 meta = await obstore.head_async(self._store, self._key(sha256))
@@ -128,6 +132,7 @@ class S3BlobStore:
         return BlobInfo(sha256, int(meta["size"]))
 
     async def read(self, sha256: str) -> bytes | None:
+        self.requests["get"] += 1
         try:
             with _translated("read a blob"):
                 result = await obstore.get_async(self._store, self._key(sha256))
@@ -147,6 +152,7 @@ class S3BlobStore:
             options["range"] = (start, end)
         elif start:
             options["range"] = {"offset": start}
+        self.requests["get"] += 1
         try:
             with _translated("read a blob"):
                 result = await obstore.get_async(self._store, self._key(sha256), options=options)
@@ -166,6 +172,7 @@ class S3BlobStore:
         return info.size if info else None
 
     async def delete(self, sha256: str) -> None:
+        self.requests["delete"] += 1
         try:
             with _translated("delete a blob"):
                 await obstore.delete_async(self._store, self._key(sha256))

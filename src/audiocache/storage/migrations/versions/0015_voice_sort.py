@@ -8,7 +8,7 @@ Revises: 0012_audit_log
 from alembic import op
 
 revision = "0015_voice_sort"
-down_revision = "0012_audit_log"
+down_revision = "0015_entry_warmed"
 
 _TABLE = "audio_cache_entries"
 _INDEX = "ix_entries_agent_provider_voice_id"

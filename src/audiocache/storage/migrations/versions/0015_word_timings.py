@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_word_timings"
-down_revision = "0012_audit_log"
+down_revision = "0015_voice_sort"
 
 
 def upgrade() -> None:
