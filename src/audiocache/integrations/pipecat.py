@@ -65,7 +65,7 @@ class CachedTTSService(TTSService):
 
     # The wrapped service is not in the pipeline: it is set up, started and stopped with us
     # (its sample rate, HTTP sessions and clients come from these).
-    async def setup(self, setup: FrameProcessorSetup) -> None:
+    async def setup(self, setup: FrameProcessorSetup) -> None:  # type: ignore[override]
         await super().setup(setup)
         await self._wrapped.setup(setup)
 
@@ -82,8 +82,8 @@ class CachedTTSService(TTSService):
         await super().cancel(frame)
 
     async def cleanup(self) -> None:
-        await self._wrapped.cleanup()
-        await super().cleanup()
+        await self._wrapped.cleanup()  # type: ignore[no-untyped-call]
+        await super().cleanup()  # type: ignore[no-untyped-call]
 
     def _rate(self) -> int:
         return self.sample_rate or self._wrapped.sample_rate or 16000

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from audiocache.audio.wav import WavInfo, parse_wav
-from audiocache.cache.keys import cache_key
+from audiocache.cache.keys import KeyParts
 from audiocache.cache.service import CacheService
 from audiocache.cache.text import validate_text
 from audiocache.cache.transfer.archive import MANIFEST, Manifest, ManifestEntry, naive_utc
@@ -282,7 +282,7 @@ async def _store_entry(
     # A config the tuning model now rejects is used without the offending fields, as the
     # source instance did; the key is the one the runtime path computes for it.
     config = repair_tuning(entry.config, owner=f"imported entry {entry.id}")
-    key = cache_key(
+    key = KeyParts(
         agent_id=agent.id,
         provider=entry.provider,
         voice=entry.voice,
@@ -290,7 +290,7 @@ async def _store_entry(
         language=entry.language,
         text=text,
         config=config,
-    )
+    ).key
     flags = {
         "imported": entry.flags.imported,
         "regenerated": entry.flags.regenerated,
