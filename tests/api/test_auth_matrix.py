@@ -12,7 +12,6 @@ account's key → 404; a key with exactly that permission → the operation's su
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -71,20 +70,19 @@ def _tar(files: dict[str, bytes]) -> bytes:
 
 
 def _archive() -> dict[str, Any]:
-    """An export archive of one entry (format audiocache-export v1)."""
-    wav = sine_wav()
-    sha = hashlib.sha256(wav).hexdigest()
-    entry = {"transcript": "Imported", "provider": "fake", "voice": "alpha", "language": "en-US"}
-    entry |= {"file": f"audio/{sha}.wav", "sha256": sha, "sizeBytes": len(wav)}
-    manifest = {"format": "audiocache-export", "version": 1, "agent": {"agentId": "x"}}
-    manifest["entries"] = [entry]
-    files = {f"audio/{sha}.wav": wav, "manifest.json": json.dumps(manifest).encode()}
-    return {"content": _tar(files), "headers": {"Content-Type": "application/x-tar"}}
+    """An export of an agent with nothing cached: the smallest archive an import takes."""
+    manifest = {
+        "format": "audiocache-export",
+        "version": 1,
+        "agent": {"agentId": "elsewhere"},
+        "entries": [],
+    }
+    return {"content": _tar({"manifest.json": json.dumps(manifest).encode()})}
 
 
 def _takes() -> dict[str, Any]:
-    files = {"take.wav": sine_wav(), "map.csv": b"file,transcript\ntake.wav,A studio take\n"}
-    return {"content": _tar(files), "headers": {"Content-Type": "application/x-tar"}}
+    mapping = f"file,transcript\ntake.wav,{PHRASE}\n".encode()
+    return {"content": _tar({"takes.csv": mapping, "take.wav": sine_wav()})}
 
 
 def _store() -> dict[str, Any]:
@@ -150,10 +148,6 @@ OPERATIONS = [
         _json({"phrases": [{"text": PHRASE}]}),
     ),
     Operation("storeAudioCache", WRITE, "POST", CACHE + "/store", 200, _store),
-    # export, import, bulk takes
-    Operation("exportAudioCache", READ, "GET", CACHE + "/export", 200),
-    Operation("importAudioCache", WRITE, "POST", CACHE + "/import", 200, _archive),
-    Operation("uploadAudioCacheTakes", WRITE, "POST", CACHE + "/takes", 200, _takes),
     # take history
     Operation("listAudioCacheEntryTakes", READ, "GET", ENTRY + "/history", 200),
     Operation("downloadAudioCacheEntryTake", READ, "GET", ENTRY + "/history/{takeId}/file", 200),

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from audiocache import cli_transfer
-from audiocache.cli import admin, cache
+from audiocache.cli import admin, cache, transfer
 from audiocache.cli.agents import agents_app
 from audiocache.cli.voices import voices_app
 
@@ -19,9 +18,9 @@ app = typer.Typer(
 )
 admin.register(app)
 cache.register(app)
+transfer.register(app)  # export, import, takes upload
 app.add_typer(agents_app, name="agents")
 app.add_typer(voices_app, name="voices")
-cli_transfer.register(app)  # export, import, takes upload
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """``audiocache export``, ``import`` and ``takes upload``: on the data folder, or with
 ``--url``/``--key`` (``AUDIOCACHE_URL``/``AUDIOCACHE_KEY``) on a running server through
-its routes (``cli_transfer_remote.py``). Progress bars on stderr, a JSON summary on stdout,
+its routes (``cli/transfer_remote.py``). Progress bars on stderr, a JSON summary on stdout,
 an error in one line and exit 1."""
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import anyio
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -29,41 +27,30 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from audiocache import cli_transfer_remote as remote
 from audiocache.cache.transfer.archive import Manifest
 from audiocache.cache.transfer.export import export_agent
 from audiocache.cache.transfer.importer import AgentFactory, ImportReport, Limits, import_archive
 from audiocache.cache.transfer.sources import FolderSource, Source, open_archive
 from audiocache.cache.transfer.takes import TakeLimits, TakeResult, read_mapping, upload_takes
-from audiocache.config import Settings
-from audiocache.errors import AudioCacheError, NotFound
+from audiocache.cli import transfer_remote as remote
+from audiocache.cli.common import (
+    AccountOption,
+    DataDir,
+    Key,
+    Url,
+    console,
+    existing,
+    guarded,
+    settings_for,
+    with_services,
+)
+from audiocache.errors import NotFound
 from audiocache.models import Agent
-from audiocache.services import Services, build_services
+from audiocache.services import Services
 
-console = Console(stderr=True)
 T = TypeVar("T")
 takes_app = typer.Typer(help="Takes: upload studio recordings by transcript.", no_args_is_help=True)
-
 AgentOption = Annotated[str, typer.Option("--agent", help="The agent (its agentId).")]
-AccountOption = Annotated[
-    str | None,
-    typer.Option(help="The agent's account (needed when several accounts use that agent id)."),
-]
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data folder (env AUDIOCACHE_DATA_DIR).")
-]
-Url = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        envvar="AUDIOCACHE_URL",
-        help="A running server to work on (env AUDIOCACHE_URL) instead of the data folder.",
-    ),
-]
-Key = Annotated[
-    str | None,
-    typer.Option("--key", envvar="AUDIOCACHE_KEY", help="API key for --url (env AUDIOCACHE_KEY)."),
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -72,32 +59,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(takes_app, name="takes")
 
 
-def _settings(data_dir: Path | None) -> Settings:
-    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
-
-
-def _local(data_dir: Path | None, work: Callable[[Services], Awaitable[T]]) -> T:
-    async def main() -> T:
-        services = build_services(_settings(data_dir), engines=[])
-        await services.db.migrate()
-        try:
-            return await work(services)
-        finally:
-            await services.stop()
-
-    return _guarded(lambda: anyio.run(main))
-
-
-def _guarded(run: Callable[[], T]) -> T:
-    """``run()``, an error it ends in told in one line (exit 1), never a traceback."""
-    try:
-        return run()
-    except AudioCacheError as exc:
-        code = getattr(exc, "error_code", "")
-        console.print(f"error: {exc.message}" + (f" ({code})" if code else ""), highlight=False)
-    except OSError as exc:
-        console.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-    raise typer.Exit(1)
+def _local(
+    data_dir: Path | None, work: Callable[[Services], Awaitable[T]], *, create: bool = False
+) -> T:
+    """``work`` on the data folder; one that must exist already unless ``create``."""
+    settings = settings_for(data_dir)
+    if not create:
+        guarded(lambda: existing(settings))
+    return with_services(settings, work)
 
 
 async def _agent(services: Services, agent_id: str, account: str | None) -> Agent:
@@ -154,7 +123,7 @@ def export_command(
                 with _written(file) as out:
                     return remote.download_export(url, key, agent, out, advance)
 
-            size = _guarded(download)
+            size = guarded(download)
         else:
 
             async def work(services: Services) -> int:
@@ -195,13 +164,15 @@ def import_command(
     if url:
         with _bytes_progress() as progress:
             task = progress.add_task("uploading", total=file.stat().st_size)
-            data = _guarded(
+            data = guarded(
                 lambda: remote.upload(
                     url, key, agent, "import", file, lambda n: progress.advance(task, n)
                 )
             )
     else:
-        data = _local(data_dir, lambda services: _import_locally(services, file, agent, account))
+        data = _local(
+            data_dir, lambda services: _import_locally(services, file, agent, account), create=True
+        )
     console.print(
         f"{data['created']} created, {data['replaced']} replaced, {data['unchanged']} unchanged, "
         f"{data['failed']} failed (of {data['total']})"
@@ -285,7 +256,7 @@ def takes_upload(
 ) -> None:
     """Put studio takes on their transcripts' entries (created pinned if none matches)."""
     if url:
-        data = _guarded(lambda: _upload_remotely(path, map_file, agent, voice, language, url, key))
+        data = guarded(lambda: _upload_remotely(path, map_file, agent, voice, language, url, key))
         results = data["results"]
     else:
 
