@@ -31,7 +31,7 @@ bench-deps: system-deps
 	fi
 
 run: system-deps $(STAMP)
-	$(VENV)/bin/audiocache serve
+	$(VENV)/bin/audiocache serve --data-dir ./data
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)

@@ -60,7 +60,7 @@ def test_agents_and_policy_commands(tmp_path: Path) -> None:
     assert made.returncode == 0 and made.stdout.strip() == "d1"
     assert run(data, "agents", "policy", "d1", "always").returncode == 0
     listed = json.loads(run(data, "agents", "list", "acme", "--json").stdout)
-    assert listed == [{"agentId": "d1", "name": "Desk", "voice": None, "admission": "always"}]
+    assert listed == [{"agentId": "d1", "name": "Desk", "admission": "always"}]
     assert run(data, "agents", "policy", "nobody", "always").returncode == 1
 
 

@@ -3,8 +3,10 @@ through the caller's account, and another account's agent answers exactly as an 
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +39,33 @@ def _store(api: Api, path: str) -> Any:
         data={"settings": json.dumps({"text": "Stored by the runtime"})},
         headers=api.headers,
     )
+
+
+async def _take(api: Api, path: str) -> Any:
+    """A history route of one take: replace the entry's audio first, so it has one."""
+    entry_path, _sep, rest = path.partition("/history/{takeId}")
+    await _wav(api, entry_path + "/file")
+    listed = await api.client.get(entry_path + "/history", headers=api.headers)
+    take = listed.json()["takes"][0]["id"] if listed.status_code == 200 else "1"
+    method = "POST" if rest == "/restore" else "GET"
+    return await api.client.request(
+        method, f"{entry_path}/history/{take}{rest}", headers=api.headers
+    )
+
+
+async def _import(api: Api, path: str) -> Any:
+    """An import of the agent's own export (empty when the export is refused)."""
+    exported = await api.client.get(path.replace("/import", "/export"), headers=api.headers)
+    body = exported.content if exported.status_code == 200 else b""
+    return await api.client.post(path, content=body, headers=api.headers)
+
+
+def _takes(api: Api, path: str) -> Any:
+    body = io.BytesIO()
+    with zipfile.ZipFile(body, "w") as archive:
+        archive.writestr("takes.csv", "file,transcript\nhello.wav,Thanks for calling\n")
+        archive.writestr("hello.wav", sine_wav(freq=440.0))
+    return api.client.post(path, content=body.getvalue(), headers=api.headers)
 
 
 def _json(method: str, body: Any) -> Callable[[Api, str], Any]:
@@ -73,13 +102,19 @@ OPERATIONS: list[tuple[str, str, Callable[[Api, str], Any]]] = [
     ("get", "/v1/agents/{a}/cache-policy", _plain("GET")),
     ("put", "/v1/agents/{a}/cache-policy", _json("PUT", {"admission": "never"})),
     ("post", "/v1/agents/{a}/duplicate", _json("POST", {"newAgentName": "Copy"})),
+    ("get", A_FILE + "/history", _plain("GET")),
+    ("get", A_FILE + "/history/{takeId}/file", _take),
+    ("post", A_FILE + "/history/{takeId}/restore", _take),
+    ("get", "/v1/agents/{a}/audio-cache/export", _plain("GET")),
+    ("post", "/v1/agents/{a}/audio-cache/import", _import),
+    ("post", "/v1/agents/{a}/audio-cache/takes", _takes),
     ("delete", "/v1/agents/{a}", _plain("DELETE")),
 ]
 
 
 def call(api: Api, op: tuple[str, str, Any], agent: str, entry: str) -> Any:
     _method, template, how = op
-    path = template.format(a=agent, e=entry)
+    path = template.replace("{a}", agent).replace("{e}", entry)
     if how is None:
         return _json("POST", {"ids": [entry]})(api, path)
     return how(api, path)

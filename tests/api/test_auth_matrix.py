@@ -12,8 +12,10 @@ account's key → 404; a key with exactly that permission → the operation's su
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +57,32 @@ def _details() -> dict[str, Any]:
         "files": {"file": ("take.wav", sine_wav(), "audio/wav")},
         "data": {"settings": json.dumps({"text": "A new take", "config": {}})},
     }
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _archive() -> dict[str, Any]:
+    """An export of an agent with nothing cached: the smallest archive an import takes."""
+    manifest = {
+        "format": "audiocache-export",
+        "version": 1,
+        "agent": {"agentId": "elsewhere"},
+        "entries": [],
+    }
+    return {"content": _tar({"manifest.json": json.dumps(manifest).encode()})}
+
+
+def _takes() -> dict[str, Any]:
+    mapping = f"file,transcript\ntake.wav,{PHRASE}\n".encode()
+    return {"content": _tar({"takes.csv": mapping, "take.wav": sine_wav()})}
 
 
 def _store() -> dict[str, Any]:
@@ -126,6 +154,10 @@ OPERATIONS = [
     Operation(
         "restoreAudioCacheEntryTake", WRITE, "POST", ENTRY + "/history/{takeId}/restore", 200
     ),
+    # export, import, bulk takes
+    Operation("exportAudioCache", READ, "GET", CACHE + "/export", 200),
+    Operation("importAudioCache", WRITE, "POST", CACHE + "/import", 200, _archive),
+    Operation("uploadAudioCacheTakes", WRITE, "POST", CACHE + "/takes", 200, _takes),
     # agents
     Operation("listAgents", AGENTS_READ, "GET", "/v1/accounts/{accountId}/agents", 200),
     Operation(

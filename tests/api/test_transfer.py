@@ -22,6 +22,7 @@ from transfer_helpers import (
     tar_of,
 )
 
+from audiocache.config import Settings
 from audiocache.storage.takes_repo import TakeRepository
 
 AGENT = "source"
@@ -99,13 +100,20 @@ async def test_export_needs_read_and_an_agent_of_the_account(api: Api) -> None:
     assert_envelope(await api.client.get(url, headers={"X-API-KEY": other}), 404, "NOT_FOUND")
 
 
+@pytest.fixture
+def other_backend(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Settings:
+    """Settings of a fresh instance on the other backend; a sync fixture, so the real
+    servers it may start (PostgreSQL, radosgw) start outside the test's event loop."""
+    return other_backend_settings(request, backend, tmp_path / "fresh")
+
+
 async def test_round_trip_into_a_fresh_instance_on_the_other_backend(
-    api: Api, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+    api: Api, other_backend: Settings
 ) -> None:
     await seed(api)
     archive = await export(api)
     before = await listing(api, AGENT)
-    settings = other_backend_settings(request, backend, tmp_path / "fresh")
+    settings = other_backend
     async with instance(settings) as fresh:
         await fresh.create_agent(TARGET)
         report = await import_(fresh, archive)

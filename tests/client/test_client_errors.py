@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import tracemalloc
 import wave
 from collections.abc import Iterator
 
 import pytest
-from conftest import Live, new_agent, prepare, served
+from live_client import Live, new_agent, prepare, served
 from support import ThreadedServer, sine_wav
 
 from audiocache.api.uploads import UploadGate
@@ -160,9 +162,16 @@ def test_a_large_download_streams_in_chunks(live: Live, ac: Client) -> None:
     assert entry is not None
     audio = long_wav(180)  # 5.8 MB, under the 6 MiB upload limit
     ac.replace_file(agent, entry, audio)
-    sizes, received = [], bytearray()
-    for chunk in ac.iter_download(agent, entry, chunk_size=64 * 1024):
-        sizes.append(len(chunk))
-        received += chunk
-    assert bytes(received) == audio
+    sizes, digest = [], hashlib.sha256()
+    tracemalloc.start()
+    try:
+        for chunk in ac.iter_download(agent, entry, chunk_size=64 * 1024):
+            sizes.append(len(chunk))
+            digest.update(chunk)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest.hexdigest() == hashlib.sha256(audio).hexdigest() and sum(sizes) == len(audio)
     assert len(sizes) >= len(audio) // (64 * 1024) and max(sizes) <= 64 * 1024
+    # Never the whole body in memory (client and server together, same process).
+    assert peak < len(audio) // 2, f"peak {peak} bytes for a {len(audio)}-byte body"

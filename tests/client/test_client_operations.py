@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ACCOUNT, Live, new_agent
+from live_client import ACCOUNT, Live, new_agent
 from support import sine_wav
 
 from audiocache.client import CachePolicy, Client, Phrase

@@ -215,7 +215,9 @@ async def test_a_synthesis_past_the_pools_limit_is_abandoned(piecewise: PiperEng
     # stopped after the piece in progress (the whole text takes several seconds)
     assert asyncio.get_running_loop().time() - started < 3.0
     assert pool.running == 0
-    assert _data(await pool.synthesize(SynthesisRequest(SHORT, VOICE)))
+    # and the engine is free again (asked directly: a short phrase may take more than the
+    # pool's 0.3 s on a loaded machine, which is not what this checks)
+    assert _data(await piecewise.synthesize(SynthesisRequest(SHORT, VOICE)))
 
 
 def test_a_non_default_piece_size_is_a_new_model(engine: PiperEngine) -> None:

@@ -35,6 +35,10 @@ TAR_BODY = {TAR: {"schema": {"type": "string", "format": "binary"}}}
 @router.get(
     "/export",
     operation_id="exportAudioCache",
+    description="Every entry of the agent with its audio: a tar of `audio/<sha256>.wav` files and "
+    "`manifest.json` (format `audiocache-export`, version 1: transcript, voice, provider, "
+    "language, tuning, flags, hit count, cachedAt and the sha256 of each file), written "
+    "page by page as it streams. Import it into any instance with `POST …/import`.",
     summary="The agent's entries and audio as an archive (tar: audio/<sha256>.wav + "
     "manifest.json), streamed",
     response_class=StreamingResponse,
@@ -74,6 +78,11 @@ class ImportResponse(BaseModel):
 @router.post(
     "/import",
     operation_id="importAudioCache",
+    description="Restores an export archive into this agent. The whole archive is checked first "
+    "(manifest, sizes, sha256, WAV); a damaged one is refused whole with 400 "
+    "`INVALID_ARCHIVE` and nothing is stored. Then entry by entry: a new phrase is created, "
+    "one cached already with other audio is replaced (its take kept in the history), one "
+    "with the same audio is unchanged, so running it again changes nothing.",
     summary="Restore an export archive into the agent (idempotent: what is there already "
     "is unchanged); a damaged archive is refused whole (400 INVALID_ARCHIVE)",
     response_model=ImportResponse,
@@ -132,6 +141,11 @@ class TakesResponse(BaseModel):
 @router.post(
     "/takes",
     operation_id="uploadAudioCacheTakes",
+    description="Bulk takes by transcript: a tar or zip of WAV files and one CSV or JSON "
+    "mapping file "
+    "(file → transcript, optional voice and language). Each take replaces the audio of the "
+    "agent's entries with that transcript, voice and language, or is created pinned and "
+    "imported; the answer reports what happened to each file.",
     summary="Bulk takes: an archive (tar or zip) of WAVs and a CSV/JSON mapping file → "
     "transcript; each replaces its transcript's entries' audio, or is created pinned",
     response_model=TakesResponse,

@@ -21,18 +21,23 @@ from audiocache.client.errors import (
 )
 from audiocache.client.models import (
     Agent,
+    AuditPage,
     BulkDeleteResult,
     CachePolicy,
     Entry,
     EntryPage,
+    ImportReport,
     Phrase,
     PhraseStatus,
     Speech,
     Stats,
     StoreResult,
+    Take,
+    TakesReport,
     Voice,
     VoiceSample,
     WarmResult,
+    Whoami,
 )
 from audiocache.client.retry import RetryPolicy
 from audiocache.client.sync import Client
@@ -41,6 +46,7 @@ __all__ = [
     "Agent",
     "AsyncClient",
     "AudioCacheError",
+    "AuditPage",
     "BulkDeleteResult",
     "CachePolicy",
     "Client",
@@ -49,6 +55,7 @@ __all__ = [
     "Entry",
     "EntryPage",
     "Forbidden",
+    "ImportReport",
     "InvalidRequest",
     "NotCached",
     "NotFound",
@@ -61,9 +68,12 @@ __all__ = [
     "Speech",
     "Stats",
     "StoreResult",
+    "Take",
+    "TakesReport",
     "Unauthorized",
     "UpstreamError",
     "Voice",
     "VoiceSample",
     "WarmResult",
+    "Whoami",
 ]

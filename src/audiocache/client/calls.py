@@ -7,7 +7,7 @@ so the paths, bodies and parsing live here once.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -18,18 +18,23 @@ import httpx
 from audiocache.client.errors import NotCached
 from audiocache.client.models import (
     Agent,
+    AuditPage,
     BulkDeleteResult,
     CachePolicy,
     Entry,
     EntryPage,
+    ImportReport,
     Phrase,
     PhraseStatus,
     Speech,
     Stats,
     StoreResult,
+    Take,
+    TakesReport,
     Voice,
     VoiceSample,
     WarmResult,
+    Whoami,
 )
 
 T = TypeVar("T")
@@ -49,6 +54,8 @@ class Call(Generic[T]):
     headers: dict[str, str] = field(default_factory=dict)
     # An error answer this call turns into a value (a lookup's 404 NOT_CACHED is None).
     absent: type[Exception] | None = None
+    # A body sent as it is read (an archive file is streamed, never read whole).
+    upload: Audio | None = None
 
     def request_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"params": self.params or None, "headers": self.headers}
@@ -60,6 +67,31 @@ class Call(Generic[T]):
             kwargs["files"] = self.files
             kwargs["data"] = self.data
         return kwargs
+
+    def sync_body(self) -> dict[str, Any]:
+        if isinstance(self.upload, Path):
+            return {"content": _file_chunks(self.upload)}
+        return {} if self.upload is None else {"content": self.upload}
+
+    def async_body(self) -> dict[str, Any]:
+        if isinstance(self.upload, Path):
+            return {"content": _async_file_chunks(self.upload)}
+        return {} if self.upload is None else {"content": self.upload}
+
+
+UPLOAD_CHUNK = 1024 * 1024
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(UPLOAD_CHUNK):
+            yield chunk
+
+
+async def _async_file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as source:  # a 1 MiB read from the page cache: fine on the loop
+        while chunk := source.read(UPLOAD_CHUNK):
+            yield chunk
 
 
 def _seg(value: str | int) -> str:
@@ -238,6 +270,64 @@ def store(agent: str, phrase: Phrase, wav: Audio) -> Call[StoreResult]:
     )
 
 
+def list_takes(agent: str, entry_id: str | int) -> Call[list[Take]]:
+    return Call(
+        "GET",
+        _cache(agent, entry_id, "history"),
+        lambda r: [Take.from_wire(t) for t in r.json()["takes"]],
+    )
+
+
+def download_take(
+    agent: str, entry_id: str | int, take_id: str | int, output_format: str | None = None
+) -> Call[bytes]:
+    params = [("output_format", output_format)] if output_format else []
+    return Call("GET", _cache(agent, entry_id, "history", take_id, "file"), _bytes, params=params)
+
+
+def restore_take(agent: str, entry_id: str | int, take_id: str | int) -> Call[Entry]:
+    return Call(
+        "POST",
+        _cache(agent, entry_id, "history", take_id, "restore"),
+        lambda r: Entry.from_wire(r.json()),
+    )
+
+
+TAR = "application/x-tar"
+
+
+def export(agent: str) -> Call[bytes]:
+    return Call("GET", _cache(agent, "export"), _bytes)
+
+
+def import_archive(agent: str, archive: Audio) -> Call[ImportReport]:
+    return Call(
+        "POST",
+        _cache(agent, "import"),
+        lambda r: ImportReport.from_wire(r.json()),
+        upload=archive,
+        headers={"Content-Type": TAR},
+    )
+
+
+def upload_takes(
+    agent: str,
+    archive: Audio,
+    voice: str | None = None,
+    language: str | None = None,
+    mapping: str | None = None,
+) -> Call[TakesReport]:
+    given = {"voice": voice, "language": language, "map": mapping}
+    return Call(
+        "POST",
+        _cache(agent, "takes"),
+        lambda r: TakesReport.from_wire(r.json()),
+        params=[(k, v) for k, v in given.items() if v is not None],
+        upload=archive,
+        headers={"Content-Type": TAR},
+    )
+
+
 # --- agents --------------------------------------------------------------------------------
 
 
@@ -366,6 +456,29 @@ def voice_sample(account: str, voice_id: str) -> Call[VoiceSample]:
     return Call(
         "GET", _voices(account, voice_id, "sample"), lambda r: VoiceSample.from_wire(r.json())
     )
+
+
+def audit_log(
+    account: str,
+    limit: int = 50,
+    offset: int = 0,
+    operation: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Call[AuditPage]:
+    given = {"operation": operation, "from": since, "to": until}
+    params = [("limit", str(limit)), ("offset", str(offset))]
+    params += [(k, v) for k, v in given.items() if v is not None]
+    return Call(
+        "GET",
+        f"/v1/accounts/{_seg(account)}/audit-log",
+        lambda r: AuditPage.from_wire(r.json()),
+        params=params,
+    )
+
+
+def whoami() -> Call[Whoami]:
+    return Call("GET", "/v1/whoami", lambda r: Whoami.from_wire(r.json()))
 
 
 # --- operations ----------------------------------------------------------------------------

@@ -12,18 +12,23 @@ from typing import Any
 
 __all__ = [
     "Agent",
+    "AuditPage",
     "BulkDeleteResult",
     "CachePolicy",
     "Entry",
     "EntryPage",
+    "ImportReport",
     "Phrase",
     "PhraseStatus",
     "Speech",
     "Stats",
     "StoreResult",
+    "Take",
+    "TakesReport",
     "Voice",
     "VoiceSample",
     "WarmResult",
+    "Whoami",
 ]
 
 
@@ -288,3 +293,101 @@ class Phrase:
             if value is not None:
                 parts[name] = value
         return parts
+
+
+@dataclass(frozen=True)
+class Take:
+    """An earlier take of an entry (what a replace, regenerate or restore moved out)."""
+
+    id: str
+    created_at: datetime
+    reason: str
+    transcript: str
+    duration: float
+    size: int
+    sha256: str
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Take:
+        created = _time(data["createdAt"])
+        assert created is not None
+        return cls(
+            id=str(data["id"]),
+            created_at=created,
+            reason=data["reason"],
+            transcript=data["transcript"],
+            duration=float(data["duration"]),
+            size=int(data["size"]),
+            sha256=data["sha256"],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did; ``failures`` as the server lists them (index, transcript, reason)."""
+
+    total: int
+    created: int
+    replaced: int
+    unchanged: int
+    failed: int
+    missing_audio: int
+    failures: list[dict[str, Any]]
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ImportReport:
+        return cls(
+            total=int(data["total"]),
+            created=int(data["created"]),
+            replaced=int(data["replaced"]),
+            unchanged=int(data["unchanged"]),
+            failed=int(data["failed"]),
+            missing_audio=int(data.get("missingAudio", 0)),
+            failures=list(data.get("failures", [])),
+        )
+
+
+@dataclass(frozen=True)
+class TakesReport:
+    """What a bulk takes upload did, per file (``results``: file, action, entryIds, …)."""
+
+    created: int
+    replaced: int
+    failed: int
+    skipped: int
+    results: list[dict[str, Any]]
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> TakesReport:
+        return cls(
+            created=int(data["created"]),
+            replaced=int(data["replaced"]),
+            failed=int(data["failed"]),
+            skipped=int(data["skipped"]),
+            results=list(data["results"]),
+        )
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """A page of the account's audit log, newest first (``events`` as the server lists them)."""
+
+    events: list[dict[str, Any]]
+    total_count: int
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> AuditPage:
+        return cls(list(data["events"]), int(data["totalCount"]))
+
+
+@dataclass(frozen=True)
+class Whoami:
+    account_id: str
+    key_id: str
+    scopes: list[str]
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Whoami:
+        return cls(data["accountId"], data["keyId"], list(data["scopes"]))

@@ -36,8 +36,12 @@ class _CouldNotConnect(ConnectionFailed):
 
 def transport_error(exc: httpx.TransportError, url: str) -> ConnectionFailed:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        return _CouldNotConnect(f"cannot connect to {url}: {exc or type(exc).__name__}")
-    return ConnectionFailed(f"{type(exc).__name__} talking to {url}: {exc}")
+        return _CouldNotConnect(
+            f"cannot connect to {url}: {exc or type(exc).__name__}", error_code="CONNECTION_FAILED"
+        )
+    return ConnectionFailed(
+        f"{type(exc).__name__} talking to {url}: {exc}", error_code="CONNECTION_FAILED"
+    )
 
 
 class Attempts:

@@ -20,18 +20,23 @@ from audiocache.client.calls import Audio, Call
 from audiocache.client.errors import AudioCacheError
 from audiocache.client.models import (
     Agent,
+    AuditPage,
     BulkDeleteResult,
     CachePolicy,
     Entry,
     EntryPage,
+    ImportReport,
     Phrase,
     PhraseStatus,
     Speech,
     Stats,
     StoreResult,
+    Take,
+    TakesReport,
     Voice,
     VoiceSample,
     WarmResult,
+    Whoami,
 )
 from audiocache.client.retry import Attempts, transport_error
 
@@ -64,7 +69,9 @@ class Client(ClientBase):
         while True:
             error: AudioCacheError | None
             try:
-                response = self._http.request(call.method, call.path, **call.request_kwargs())
+                response = self._http.request(
+                    call.method, call.path, **call.request_kwargs(), **call.sync_body()
+                )
                 error = check(response, response.content)
             except httpx.TransportError as exc:
                 error = transport_error(exc, self.base_url)
@@ -82,7 +89,9 @@ class Client(ClientBase):
         """The response of ``call`` with its body not read yet (opening is retried)."""
         attempts = Attempts(self.retry, call.method, self.on_retry)
         while True:
-            request = self._http.build_request(call.method, call.path, **call.request_kwargs())
+            request = self._http.build_request(
+                call.method, call.path, **call.request_kwargs(), **call.sync_body()
+            )
             try:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
@@ -162,19 +171,7 @@ class Client(ClientBase):
     ) -> int:
         """Stream the audio into ``path`` (whole or not at all); returns the bytes written.
         ``on_chunk(n)`` is called with each chunk's size (a progress bar)."""
-        part = path.with_name(path.name + ".part")
-        written = 0
-        try:
-            with part.open("wb") as out:
-                for chunk in self.iter_download(agent, entry_id, output_format):
-                    out.write(chunk)
-                    written += len(chunk)
-                    if on_chunk is not None:
-                        on_chunk(len(chunk))
-            os.replace(part, path)
-        finally:
-            part.unlink(missing_ok=True)
-        return written
+        return _write_all(self.iter_download(agent, entry_id, output_format), path, on_chunk)
 
     def replace_file(
         self, agent: str, entry_id: str | int, wav: Audio, filename: str | None = None
@@ -234,6 +231,67 @@ class Client(ClientBase):
 
     def store(self, agent: str, phrase: Phrase, wav: Audio) -> StoreResult:
         return self._run(calls.store(agent, phrase, wav))
+
+    def list_takes(self, agent: str, entry_id: str | int) -> list[Take]:
+        """The entry's earlier takes, newest first."""
+        return self._run(calls.list_takes(agent, entry_id))
+
+    def download_take(
+        self,
+        agent: str,
+        entry_id: str | int,
+        take_id: str | int,
+        output_format: str | None = None,
+    ) -> bytes:
+        return self._run(calls.download_take(agent, entry_id, take_id, output_format))
+
+    def restore_take(self, agent: str, entry_id: str | int, take_id: str | int) -> Entry:
+        """Make an earlier take the entry's audio again (the current one becomes a take)."""
+        return self._run(calls.restore_take(agent, entry_id, take_id))
+
+    def iter_export(self, agent: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The agent's export archive (tar) as it is produced."""
+        with self._open(calls.export(agent)) as response:
+            try:
+                yield from response.iter_bytes(chunk_size)
+            except httpx.TransportError as exc:
+                raise transport_error(exc, self.base_url) from exc
+
+    def export_to(self, agent: str, path: Path, on_chunk: Any = None) -> int:
+        """Stream the agent's export archive into ``path`` (whole or not at all)."""
+        return _write_all(self.iter_export(agent), path, on_chunk)
+
+    def import_archive(self, agent: str, archive: Audio) -> ImportReport:
+        """Restore an export archive (a path is streamed from disk) into the agent."""
+        return self._run(calls.import_archive(agent, archive))
+
+    def upload_takes(
+        self,
+        agent: str,
+        archive: Audio,
+        *,
+        voice: str | None = None,
+        language: str | None = None,
+        mapping: str | None = None,
+    ) -> TakesReport:
+        return self._run(calls.upload_takes(agent, archive, voice, language, mapping))
+
+    def audit_log(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        operation: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        account: str | None = None,
+    ) -> AuditPage:
+        call = calls.audit_log(self._account(account), limit, offset, operation, since, until)
+        return self._run(call)
+
+    def whoami(self) -> Whoami:
+        """The key's account, key id and scopes."""
+        return self._run(calls.whoami())
 
     # --- agents ------------------------------------------------------------------------
 
@@ -312,3 +370,20 @@ class Client(ClientBase):
 
     def ready(self) -> dict[str, Any]:
         return self._run(calls.ready())
+
+
+def _write_all(chunks: Iterable[bytes], path: Path, on_chunk: Any) -> int:
+    """``chunks`` into ``path`` through a ``.part`` file renamed at the end."""
+    part = path.with_name(path.name + ".part")
+    written = 0
+    try:
+        with part.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                written += len(chunk)
+                if on_chunk is not None:
+                    on_chunk(len(chunk))
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return written

@@ -63,6 +63,10 @@ class Dialect(Protocol):
 
     def storage_error(self, exc: DBAPIError) -> StorageUnavailable | None: ...
 
+    async def vacuum(self, tables: list[str]) -> None:
+        """After a migration rewrote these tables (outside any transaction)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -121,6 +125,9 @@ class SqliteDialect:
         if isinstance(exc, OperationalError) or isinstance(exc.orig, sqlite3.OperationalError):
             return StorageUnavailable("metadata database unavailable")
         return None
+
+    async def vacuum(self, tables: list[str]) -> None:
+        return None  # SQLite's rewrites keep nothing PostgreSQL's VACUUM would restore
 
     async def close(self) -> None:
         if self.point_reader is not None:
@@ -191,6 +198,14 @@ class PostgresDialect:
     def storage_error(self, exc: DBAPIError) -> StorageUnavailable | None:
         state = pg_sqlstate(exc.orig)
         return _pg_error(state, connection_lost=exc.connection_invalidated)
+
+    async def vacuum(self, tables: list[str]) -> None:
+        # VACUUM sets the visibility map (index-only scans) and hint bits; ANALYZE the
+        # statistics of the new columns. It cannot run inside a transaction.
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for table in tables:
+                await conn.exec_driver_sql(f'VACUUM (ANALYZE) "{table}"')
 
     async def close(self) -> None:
         if self.point_reader is not None:

@@ -25,6 +25,9 @@ revision = "0012_transcript_sort"
 down_revision = "0011_take_history"
 
 _TABLE = "audio_cache_entries"
+# PostgreSQL rewrote the table: Database.migrate vacuums it once this has committed, or
+# every index-only scan (every sort's deep page) would read the heap as well.
+VACUUM_AFTER = (_TABLE,)
 _INDEX = "ix_entries_agent_transcript"
 PREFIX = 256
 
@@ -43,8 +46,6 @@ def upgrade() -> None:
         )
     op.drop_index(_INDEX, table_name=_TABLE)
     op.execute(f"CREATE INDEX {_INDEX} ON {_TABLE} (agent_id, transcript_sort, id)")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"ANALYZE {_TABLE}")
 
 
 def downgrade() -> None:
