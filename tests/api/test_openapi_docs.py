@@ -91,9 +91,9 @@ def _codes_in_source() -> set[str]:
     HTTP codes. The client library (``audiocache.client``) answers none: it reads them."""
     codes: set[str] = set()
     for path in SRC.rglob("*.py"):
-        if "client" in path.relative_to(SRC).parts:
+        if path.is_relative_to(SRC / "client"):  # the client's own codes (CONNECTION_FAILED…)
             continue
-        attribute = r'^    error_code(?::\s*str)?\s*=\s*"([A-Z_]+)"'
+        attribute = r'^    error_code(?::\s*str)?\s*=\s*"([A-Z_]+)"'  # class level
         codes |= set(re.findall(attribute, path.read_text(), re.MULTILINE))
     web = (SRC / "api" / "errors.py").read_text()
     table = web.split("HTTP_CODES = {", 1)[1].split("}", 1)[0]

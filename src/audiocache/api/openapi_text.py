@@ -59,15 +59,6 @@ DESCRIPTIONS: dict[str, str] = {
     "release); adds no hit, count or TTL refresh. " + _READ,
     "storeAudioCache": "Stores audio a runtime synthesized itself (multipart `file` + "
     "`settings`) under the phrase's canonical key, so the next lookup is a hit. " + _WRITE,
-    "exportAudioCache": "Streams the agent's entries and their audio as a tar archive "
-    "(`audio/<sha256>.wav` and `manifest.json`), for a backup or a move to another "
-    "installation. " + _READ,
-    "importAudioCache": "Restores an export archive into the agent (at most "
-    "`AUDIOCACHE_TRANSFER_MAX_ARCHIVE_BYTES`); idempotent, what is there already is left "
-    "unchanged; a damaged archive is refused whole (400 `INVALID_ARCHIVE`). " + _WRITE,
-    "uploadAudioCacheTakes": "Bulk takes: an archive (tar or zip) of WAVs with a CSV or JSON "
-    "mapping file → transcript. Each take replaces the audio of its transcript's entries, or "
-    "is stored as a new pinned entry (`voice`, `language`: default the agent's). " + _WRITE,
     "listAgents": "The account's agents. The account must be the key's own; another "
     "account's answers as unknown (404). " + _AGENTS_READ,
     "createAgent": "Creates an agent with its greeting, language and default voice "
