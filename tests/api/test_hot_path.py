@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -256,3 +257,23 @@ def test_a_blob_response_is_a_starlette_response_with_its_headers_built_once() -
     assert response.headers["etag"] == '"' + "ab" * 32 + '"'
     assert response.headers["content-type"] == "audio/wav"
     assert "filename*=UTF-8''a%20b.wav" in response.headers["content-disposition"]
+
+
+def test_the_hot_path_answers_the_routes_own_paths_and_permissions(tmp_path: Path) -> None:
+    """One place: the routes' RouteSpec names the path the app serves and the permission
+    its dependency checks; the hot path matches exactly those."""
+    import inspect
+
+    from audiocache.api.audio_cache import DOWNLOAD, download_file
+    from audiocache.api.hot_path import FILE_ROUTE, SPEAK_ROUTE
+    from audiocache.api.speak import SPEAK, speak
+    from audiocache.config import Settings
+
+    paths = create_app(Settings(data_dir=tmp_path)).openapi()["paths"]
+    assert {"get", "head"} <= set(paths[DOWNLOAD.template]) and "post" in paths[SPEAK.template]
+    for spec, handler in ((DOWNLOAD, download_file), (SPEAK, speak)):
+        dependency = inspect.signature(handler).parameters["principal"].default.dependency
+        assert dependency.__name__ == f"require_{spec.permission.replace(':', '_')}"
+    assert (DOWNLOAD.template, SPEAK.template) == (FILE_ROUTE, SPEAK_ROUTE)
+    assert DOWNLOAD.match("/v1/agents/a/audio-cache/7/file") == {"agentId": "a", "entryId": "7"}
+    assert DOWNLOAD.match("/v1/agents/a/audio-cache/7/file/") is None
