@@ -58,7 +58,7 @@ async def test_a_range_from_zero_is_cut_from_the_opened_body(api: Api) -> None:
 
 
 @pytest.mark.parametrize("backend", ["postgres+s3"])  # the request count of S3 only
-async def test_a_download_on_s3_is_one_get_and_no_head(api: Api, agent: str) -> None:
+async def test_a_download_or_hit_on_s3_is_one_get_and_no_head(api: Api, agent: str) -> None:
     entry_id = await api.seed_entry(agent, "Counted requests")
     blobs = api.services.blobs
     assert isinstance(blobs, S3BlobStore)
@@ -76,3 +76,7 @@ async def test_a_download_on_s3_is_one_get_and_no_head(api: Api, agent: str) -> 
     r = await api.client.get(url, headers={**api.headers, "Range": "bytes=100-199"})
     assert r.status_code == 206 and len(r.content) == 100
     assert blobs.requests - before == {"get": 2}
+    # A runtime-path hit: the same single GET (lost audio is found by it, then healed).
+    before = blobs.requests.copy()
+    r = await api.speak(agent, "Counted requests")
+    assert r.headers["x-audio-cache"] == "hit" and blobs.requests - before == {"get": 1}

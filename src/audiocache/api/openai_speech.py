@@ -183,12 +183,15 @@ async def speech_response(services: Services, principal: Principal, request: Req
     streamable = fmt.passthrough or (fmt.container == "raw" and fmt.encoding == "pcm")
     speak = services.cache.speak_streaming if streamable else services.cache.speak
     for attempt in range(2):
-        result = await speak(agent, body.input, voice=voice, config=config or None)
+        result = await speak(
+            agent, body.input, voice=voice, config=config or None, check_audio=attempt > 0
+        )
         try:
             miss_headers = skipped_header(personal) if personal else {}
             return await _respond(services, result, fmt, headers, miss_headers)
         except (StorageUnavailable, NotFound):
-            # A hit whose entry was deleted between the lookup and now: ask again (a miss).
+            # A hit whose entry was deleted between the lookup and now, or whose audio is
+            # lost: ask again, checking the audio (a miss, or the lost audio made again).
             if attempt or not (isinstance(result, SpeakResult) and result.hit):
                 raise
     raise AssertionError("unreachable")

@@ -103,12 +103,18 @@ async def speak_response(
     reason = personal_skip(agent, body.text)  # known before a streamed miss's headers go
     for attempt in range(2):
         result = await speak(
-            agent, body.text, voice=body.voice, language=body.language, config=config
+            agent,
+            body.text,
+            voice=body.voice,
+            language=body.language,
+            config=config,
+            check_audio=attempt > 0,
         )
         try:
             response = await _respond(services, result, fmt, reason)
         except (StorageUnavailable, NotFound):
-            # A hit whose entry was deleted between the lookup and now: ask again (a miss).
+            # A hit whose entry was deleted between the lookup and now, or whose audio is
+            # lost: ask again, checking the audio (a miss, or the lost audio made again).
             if attempt or not (isinstance(result, SpeakResult) and result.hit):
                 raise
             continue

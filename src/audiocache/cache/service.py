@@ -160,9 +160,10 @@ class CacheService:
         voice: str | None = None,
         language: str | None = None,
         config: Mapping[str, Any] | None = None,
+        check_audio: bool = True,
     ) -> SpeakResult:
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
-        hit = await self._hit(agent, prepared)
+        hit = await self._hit(agent, prepared, check_audio)
         self._count_lookup(agent, prepared, hit is not None and hit.hit)
         if hit is not None:
             return hit
@@ -296,10 +297,16 @@ class CacheService:
         """Call after anything that removes or changes entries."""
         self._recent.clear()
 
-    async def _hit(self, agent: Agent, prepared: Prepared) -> SpeakResult | None:
-        """The stored entry for this phrase, counted as a hit, if there is one to serve."""
+    async def _hit(
+        self, agent: Agent, prepared: Prepared, check_audio: bool = True
+    ) -> SpeakResult | None:
+        """The stored entry for this phrase, counted as a hit, if there is one to serve.
+
+        ``check_audio``: make sure its blob is there first (lost audio is synthesized again).
+        The routes skip that, since opening the blob to serve it finds out as well (one S3
+        request per hit, not two), and ask again with it when the opening failed."""
         entry = await self.entries.find_by_key(agent.id, prepared.key)
-        if entry is not None and await self.blobs.stat(entry.blob_sha256) is None:
+        if entry is not None and check_audio and await self.blobs.stat(entry.blob_sha256) is None:
             restored = await self._restore_lost(entry, prepared)
             if isinstance(restored, bytes):
                 return SpeakResult(hit=False, entry=None, audio=restored)
@@ -347,11 +354,12 @@ class CacheService:
         voice: str | None = None,
         language: str | None = None,
         config: Mapping[str, Any] | None = None,
+        check_audio: bool = True,
     ) -> SpeakResult | SharedStream:
         """Like ``speak``, but a miss on an engine that streams is handed back as a
         ``SharedStream`` of raw PCM the moment synthesis starts."""
         prepared = await self.prepare(agent, text, voice=voice, language=language, config=config)
-        hit = await self._hit(agent, prepared)
+        hit = await self._hit(agent, prepared, check_audio)
         self._count_lookup(agent, prepared, hit is not None and hit.hit)
         if hit is not None:
             return hit
