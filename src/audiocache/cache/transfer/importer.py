@@ -104,7 +104,12 @@ class _Tar:
     @classmethod
     async def open(cls, archive: IO[bytes]) -> _Tar:
         def scan() -> _Tar:
-            tar = tarfile.open(fileobj=archive, mode="r:*")  # noqa: SIM115 - closed by close()
+            try:
+                tar = tarfile.open(fileobj=archive, mode="r:*")  # noqa: SIM115 - close()
+            except tarfile.ReadError as exc:
+                raise InvalidArchive(
+                    "Not a tar archive (plain, gzip, bz2 or xz), or one damaged at its start"
+                ) from exc
             return cls(tar, tar.getmembers())
 
         with _unreadable():
