@@ -193,6 +193,10 @@ OPERATIONS = [
     # the signed sample link: the token is the credential, no key is asked for
     Operation("downloadVoiceSample", None, "GET", "/v1/voice-samples/{token}", 200),
     Operation("headDownloadVoiceSample", None, "HEAD", "/v1/voice-samples/{token}", 200),
+    # export, import, bulk takes
+    Operation("exportAudioCache", READ, "GET", CACHE + "/export", 200),
+    Operation("importAudioCache", WRITE, "POST", CACHE + "/import", 200, _archive),
+    Operation("uploadAudioCacheTakes", WRITE, "POST", CACHE + "/takes", 200, _takes),
     # the account's audit log: an admin key (grant '*') only
     Operation("listAuditLog", "*", "GET", "/v1/accounts/{accountId}/audit-log", 200),
     # operations: probes and the Prometheus scrape (open unless a metrics token is set)

@@ -211,6 +211,44 @@ class BlobResponse(Response):
             (b"cache-control", b"private, no-cache"),
         ]
 
+    async def reopened(self) -> BlobResponse | None:
+        """A copy of this (memo'd) response with its blob opened anew before any header goes
+        out, as ``blob_response`` opens it; None if the blob is gone. Opening is the read
+        itself, so a delete after it cannot cut the body short."""
+        chunks = self.open(0, self.size)
+        try:
+            first = await anext(chunks, b"")
+        except KeyError:
+            return None
+        return BlobResponse(
+            open=self.open,
+            size=self.size,
+            etag=self.etag.strip('"'),
+            media_type=self._media,
+            filename=self.filename,
+            extra_headers=self.extra_headers,
+            blob=self.blob,
+            redirect=self.redirect,
+            opened=(first, chunks),
+        )
+
+    async def read_opened(self) -> bytes | None:
+        """The whole body from what ``blob_response`` opened (no second read), if it is
+        still unused; the stream is closed either way."""
+        if self.opened is None:
+            return None
+        first, rest = self.opened
+        self.opened = None
+        parts = [first]
+        try:
+            async for chunk in rest:
+                parts.append(chunk)
+        finally:
+            aclose = getattr(rest, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return b"".join(parts)
+
     def in_memory(self, data: bytes) -> BlobResponse:
         """The same response with its bytes already in memory (the hot path's memo)."""
         return BlobResponse(

@@ -140,9 +140,10 @@ class HotPath:
         memo_key = ("file", principal.account_id, agent_id, entry_id, accept)
         if generation is not None:
             known: BlobResponse | None = self.memo.get(memo_key)
-            if known is not None and await self._still_stored(memo_key, known):
+            ready = await self._servable(memo_key, known) if known is not None else None
+            if ready is not None:
                 self.from_memo += 1
-                return known
+                return ready
         response = await file_response(self.services, principal, agent_id, entry_id, None, accept)
         if generation is not None:
             response = await self._with_bytes(response)
@@ -167,11 +168,12 @@ class HotPath:
         body = b"".join(m.get("body", b"") for m in messages)
         memo_key = ("tts", principal.account_id, agent_id, body, _header(scope, _ACCEPT))
         hit: ServedHit | None = self.memo.get(memo_key)
-        if hit is not None and await self._still_stored(memo_key, hit.response):
+        ready = await self._servable(memo_key, hit.response) if hit is not None else None
+        if hit is not None and ready is not None:
             services.hits.add(hit.entry.id)
             services.cache.accounting.lookup(hit.agent, hit.entry.provider, hit.characters, True)
             self.from_memo += 1
-            return hit.response
+            return ready
         served: list[ServedHit] = []
         response = await speak_response(
             services, principal, agent_id, Request(scope, _replay(messages, receive)), served.append
@@ -179,6 +181,8 @@ class HotPath:
         if served:
             hit = served[0]
             memo_response = await self._with_bytes(hit.response)
+            if hit.response is response:  # its opened body went into memory: serve that
+                response = memo_response
             self.memo.put(
                 memo_key,
                 ServedHit(hit.agent, hit.entry, hit.characters, memo_response),
@@ -211,17 +215,23 @@ class HotPath:
             if not message.get("more_body", False) or size > MEMO_BODY_BYTES:
                 return messages
 
-    async def _still_stored(self, memo_key: object, response: BlobResponse) -> bool:
-        """A response that reads from storage (too large for memory) or redirects to nginx
-        needs its blob: if it was lost (no commit says so) the request goes the long way,
-        which answers it as it always has (503, or synthesized again in place)."""
+    async def _servable(self, memo_key: object, response: BlobResponse) -> BlobResponse | None:
+        """A memo'd response made ready to serve: one with its bytes in memory as it is; one
+        that reads from storage (too large for memory) opened anew now, before any header;
+        one that redirects to nginx checked to still have its blob. If the blob was lost (no
+        commit says so) it is None and the request goes the long way, which answers it as it
+        always has (503, or synthesized again in place)."""
         if response.blob is None or response.data is not None:
-            return True
-        if await self.services.blobs.stat(response.blob) is not None:
-            return True
+            return response
+        if response.redirect is None:
+            opened = await response.reopened()
+            if opened is not None:
+                return opened
+        elif await self.services.blobs.stat(response.blob) is not None:
+            return response
         self.memo.drop(memo_key)
         self.memo.blobs.drop(response.blob)
-        return False
+        return None
 
     async def _with_bytes(self, response: BlobResponse) -> BlobResponse:
         """The response with its blob's bytes from memory, if the memo may hold them."""
@@ -232,7 +242,8 @@ class HotPath:
             return response
         data = blobs.get(response.blob)
         if data is None:
-            data = await self.services.blobs.read(response.blob)
+            # what blob_response opened is read on (one read per blob, one GET on S3)
+            data = await response.read_opened() or await self.services.blobs.read(response.blob)
             if data is None or len(data) != response.size:
                 return response
             blobs.put(response.blob, data)
