@@ -117,10 +117,10 @@ def test_the_same_scenario_on_the_data_folder_and_on_the_server(
     cli("agents", "delete", "copy")
 
     archive = tmp_path / "desk.tar"
-    exported = cli("cache", "export", "desk", "-o", str(archive))
-    assert f"{archive}: {archive.stat().st_size} bytes" in " ".join(exported.stderr.split())
+    exported = json.loads(cli("export", "--agent", "desk", str(archive)).stdout)
+    assert exported == {"file": str(archive), "entries": 2, "bytes": archive.stat().st_size}
     cli("agents", "create", "--account", "acme", "--name", "Restored", "--agent-id", "restored")
-    imported = json.loads(cli("cache", "import", "restored", str(archive)).stdout)
+    imported = json.loads(cli("import", "--agent", "restored", str(archive)).stdout)
     assert (imported["total"], imported["created"], imported["failed"]) == (2, 2, 0)
     restored = cli.json("cache", "ls", "restored", "--json", "--sort", "transcript:asc")
     assert [e["transcript"] for e in restored] == ["Good evening", "How can I help"]  # type: ignore[union-attr]

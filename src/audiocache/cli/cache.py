@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 from audiocache.client import Entry, Stats
 
 cache_app = typer.Typer(
-    help="Cache entries: ls, get, rm, replace, preview, regenerate, pin, history, restore, "
-    "export, import.",
+    help="Cache entries: ls, get, rm, replace, preview, regenerate, pin, history, restore "
+    "(export and import are `audiocache export|import`).",
     no_args_is_help=True,
 )
 Agent = Annotated[str, typer.Argument(help="The agent whose cache it is.")]
@@ -208,61 +208,6 @@ def cache_preview(
     audio = on_target(url, key, data_dir, account, work, engines=True)
     guarded(lambda: output.write_bytes(audio))
     console.print(f"{output}: {len(audio)} bytes")
-
-
-@cache_app.command("export")
-def cache_export(
-    agent: Agent,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File (default: <agent>.audiocache.tar).")
-    ] = None,
-    account: AccountOption = None,
-    data_dir: DataDir = None,
-    url: Url = None,
-    key: Key = None,
-) -> None:
-    """Write the agent's entries and audio into an archive (tar), streamed."""
-    path = output or Path(f"{agent}.audiocache.tar")
-
-    async def work(target: Target) -> int:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task(f"exporting {agent}", total=None)
-            return await target.export_to(agent, path, lambda n: progress.advance(task, n))
-
-    written = on_target(url, key, data_dir, account, work)
-    console.print(f"{path}: {written} bytes")
-
-
-@cache_app.command("import")
-def cache_import(
-    agent: Agent,
-    archive: Annotated[Path, typer.Argument(help="An archive of `cache export`.")],
-    account: AccountOption = None,
-    data_dir: DataDir = None,
-    url: Url = None,
-    key: Key = None,
-) -> None:
-    """Restore an export archive into the agent (what is there already is unchanged)."""
-    guarded(lambda: archive.stat())
-
-    async def work(target: Target) -> Any:
-        return await target.import_archive(agent, archive)
-
-    report = on_target(url, key, data_dir, account, work)
-    print(
-        json.dumps(
-            {
-                "total": report.total,
-                "created": report.created,
-                "replaced": report.replaced,
-                "unchanged": report.unchanged,
-                "failed": report.failed,
-                "missingAudio": report.missing_audio,
-            }
-        )
-    )
-    if report.failed:
-        raise typer.Exit(1)
 
 
 def regenerate_entries(

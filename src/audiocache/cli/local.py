@@ -23,7 +23,6 @@ from audiocache.client import (
     CachePolicy,
     Entry,
     EntryPage,
-    ImportReport,
     Stats,
     Take,
     Voice,
@@ -238,23 +237,6 @@ class Local:
         return await warm_up(
             self.services.cache, found, phrases, concurrency=concurrency, on_done=on_done
         )
-
-    async def export_to(self, agent: str, path: Path, on_chunk: OnChunk) -> int:
-        from audiocache.cache.transfer.export import export_agent
-
-        found = await self._agent(agent)
-        chunks = export_agent(self.services.entries, self.services.blobs, found)
-        return await _write_all(chunks, path, on_chunk)
-
-    async def import_archive(self, agent: str, path: Path) -> ImportReport:
-        from audiocache.cache.transfer.importer import Limits, import_archive
-
-        found = await self._agent(agent)
-        settings = self.services.settings
-        limits = Limits(settings.transfer_max_file_bytes, settings.transfer_max_manifest_bytes)
-        with path.open("rb") as archive:
-            report = await import_archive(self.services.cache, found, archive, limits)
-        return ImportReport.from_wire(report.as_dict())
 
     async def history(self, agent: str, entry_id: str) -> list[dict[str, Any]]:
         from audiocache.api.history import TakeOut

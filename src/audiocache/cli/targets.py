@@ -20,7 +20,6 @@ from audiocache.client import (
     CachePolicy,
     Entry,
     EntryPage,
-    ImportReport,
     Stats,
     Take,
     Voice,
@@ -73,8 +72,6 @@ class Target(Protocol):
         concurrency: int,
         on_done: Callable[[WarmPhrase, bool | None], None],
     ) -> WarmReport: ...
-    async def export_to(self, agent: str, path: Path, on_chunk: OnChunk) -> int: ...
-    async def import_archive(self, agent: str, path: Path) -> ImportReport: ...
     async def history(self, agent: str, entry_id: str) -> list[dict[str, Any]]: ...
     async def restore(self, agent: str, entry_id: str, take_id: str) -> dict[str, Any]: ...
 
@@ -188,12 +185,6 @@ class Remote:
         on_done: Callable[[WarmPhrase, bool | None], None],
     ) -> WarmReport:
         return await remote_warm(self.client, agent, phrases, concurrency, on_done)
-
-    async def export_to(self, agent: str, path: Path, on_chunk: OnChunk) -> int:
-        return await self.client.export_to(agent, path, on_chunk)
-
-    async def import_archive(self, agent: str, path: Path) -> ImportReport:
-        return await self.client.import_archive(agent, path)
 
     async def history(self, agent: str, entry_id: str) -> list[dict[str, Any]]:
         return [take_row(t) for t in await self.client.list_takes(agent, entry_id)]
