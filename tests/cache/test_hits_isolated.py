@@ -77,7 +77,8 @@ async def held_write_lock(services: Services) -> AsyncIterator[None]:
     """Another client holding what every store needs: SQLite's write lock, or on PostgreSQL
     a lock on the entries table that lets reads through but no insert."""
     if services.db.is_sqlite:
-        writer = sqlite3.connect(services.settings.data_dir / "audiocache.db", timeout=1)
+        # a background writer (hit or audit flush) may hold the lock for a moment: wait it out
+        writer = sqlite3.connect(services.settings.data_dir / "audiocache.db", timeout=10)
         writer.isolation_level = None
         writer.execute("BEGIN IMMEDIATE")
         try:
