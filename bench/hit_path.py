@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -41,9 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ACCOUNT = "bench"
 AGENT = "bench-agent"
@@ -51,9 +49,6 @@ VOICE = "en-us"
 # espeak-ng en-us renders this in ~2.3 s: 22,050 Hz x 16-bit mono ~ 103 KB of WAV.
 SENTENCE = "Please hold while I check that for you."
 GRANTS = ("audio_cache:read", "audio_cache:write", "agents:read", "agents:write")
-AIM_RATIO = 0.5
-AIM_P99_MS = 5.0
-AIM_EMBEDDED_MEDIAN_MS = 0.13
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -69,6 +64,12 @@ from bench_tools import (  # noqa: E402 - after the sys.path set-up, if any
     spawned,
     tail,
     wait_http,
+)
+from hit_path_report import (  # noqa: E402
+    embedded_lookup,
+    machine,
+    print_table,
+    report,
 )
 
 NGINX_CONF = """\
@@ -446,175 +447,6 @@ class Bench:
 # -- reporting ----------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-
-    def version(command: list[str]) -> str:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
-        except OSError:
-            return "?"
-        lines = (done.stdout + done.stderr).strip().splitlines()
-        return lines[0] if lines else "?"
-
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": model or platform.processor() or "?",
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "wrk": version(["wrk", "-v"]).split(" [")[0],
-        "nginx": version(["nginx", "-v"]).removeprefix("nginx version: "),
-        "cpu_busy_before_pct": cpu_busy_percent(),
-    }
-
-
-def cpu_busy_percent(seconds: float = 1.0) -> float:
-    """How busy all CPUs were over a short sample (Linux /proc/stat): others' load skews us."""
-
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = values[3] + values[4]  # idle + iowait
-        return sum(values[:8]), idle
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return -1.0
-    return round(100 * (1 - (idle1 - idle0) / max(1, total1 - total0)), 1)
-
-
-def embedded_lookup(data_dir: Path, text: str, calls: int) -> dict[str, float]:
-    """``EmbeddedCache.lookup`` of the bench phrase in this process, ``calls`` times."""
-    import asyncio
-
-    from audiocache.config import Settings
-    from audiocache.embedded import EmbeddedCache
-
-    async def run() -> list[float]:
-        settings = Settings(data_dir=data_dir, piper_enabled=False, log_level="warning")
-        async with EmbeddedCache(settings) as cache:
-            if await cache.lookup(ACCOUNT, AGENT, text) is None:
-                raise BenchError("the embedded lookup does not find the bench phrase")
-            took = []
-            for _ in range(calls):
-                started = time.perf_counter()
-                await cache.lookup(ACCOUNT, AGENT, text)
-                took.append((time.perf_counter() - started) * 1000)
-            return took
-
-    took = sorted(asyncio.run(run()))
-    return {
-        "calls": calls,
-        "median_ms": round(took[len(took) // 2], 4),
-        "p99_ms": round(took[int(len(took) * 0.99)], 4),
-    }
-
-
-RATIO_TARGETS = ("download", "tts_hit", "download_offload", "tts_hit_offload")
-
-
-def report(
-    args: argparse.Namespace,
-    s: Setup,
-    results: dict[str, WrkResult],
-    info: dict[str, Any],
-    embedded: dict[str, float],
-) -> dict[str, Any]:
-    nginx = results["nginx"].requests_per_sec
-    ratios = {name: round(results[name].requests_per_sec / nginx, 4) for name in RATIO_TARGETS}
-    p99 = {name: results[name].p99_ms for name in ("tts_hit", "tts_hit_offload")}
-    return {
-        "machine": info,
-        "workers": {"audiocache": args.workers, "nginx": args.workers},
-        "wrk": {
-            "threads": args.threads,
-            "connections": args.connections,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-        },
-        "entry": {"id": s.entry_id, "bytes": s.entry_bytes, "text": args.text},
-        "results": {name: asdict(r) for name, r in results.items()},
-        "ratio_download_to_nginx": ratios["download"],
-        "ratios_to_nginx": ratios,
-        "embedded_lookup": embedded,
-        "aims": {
-            "ratio_min": AIM_RATIO,
-            "ratio_met": {name: r >= AIM_RATIO for name, r in ratios.items()},
-            "tts_hit_p99_max_ms": AIM_P99_MS,
-            "tts_hit_p99_met": {name: v <= AIM_P99_MS for name, v in p99.items()},
-            "embedded_median_max_ms": AIM_EMBEDDED_MEDIAN_MS,
-            "embedded_median_met": embedded["median_ms"] <= AIM_EMBEDDED_MEDIAN_MS,
-        },
-    }
-
-
-def print_table(data: dict[str, Any]) -> None:
-    m, w, r = data["machine"], data["wrk"], data["results"]
-    entry = data["entry"]
-    lines = [
-        "",
-        f"machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}, Python {m['python']}, "
-        f"{m['wrk']}, {m['nginx']}",
-        f"workers: audiocache {data['workers']['audiocache']} (uvicorn), "
-        f"nginx worker_processes {data['workers']['nginx']}",
-        f"quiet:   CPUs {m['cpu_busy_before_pct']:.0f}% busy in the second before the run",
-        f"load:    wrk -t{w['threads']} -c{w['connections']} -d{w['duration_s']:g}s --latency "
-        f"on loopback, {w['warmup_s']:g} s warm-up before each run",
-        f"entry:   {entry['bytes']:,} bytes of WAV (espeak-ng, {entry['text']!r}), "
-        f"id {entry['id']}",
-        "",
-        f"{'target':<50} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
-        f"{'server CPU/req':>15}",
-        "-" * 102,
-    ]
-    labels = {
-        "nginx": "nginx GET /file.wav (same bytes)",
-        "bare": "bare ASGI app under uvicorn (same bytes)",
-        "download": "audiocache GET …/audio-cache/{id}/file",
-        "tts_hit": "audiocache POST /v1/agents/{id}/tts (hit)",
-        "download_offload": "offload: nginx ← audiocache GET …/file",
-        "tts_hit_offload": "offload: nginx ← audiocache POST …/tts (hit)",
-    }
-    for name, label in labels.items():
-        x = r[name]
-        cpu = x["server_cpu_us_per_request"]
-        lines.append(
-            f"{label:<50} {x['requests_per_sec']:>9,.0f} {x['p50_ms']:>8.2f} "
-            f"{x['p90_ms']:>8.2f} {x['p99_ms']:>8.2f} "
-            + (f"{cpu:>12,.0f} µs" if cpu is not None else f"{'?':>15}")
-        )
-    aims = data["aims"]
-    lines.append("")
-    for name, ratio in data["ratios_to_nginx"].items():
-        met = "met" if aims["ratio_met"][name] else "NOT met"
-        lines.append(f"ratio {name + ' / nginx:':<27} {ratio:.3f}  (aim >= {AIM_RATIO}: {met})")
-    for name, met_p99 in aims["tts_hit_p99_met"].items():
-        lines.append(
-            f"{name} p50 / p99:{'':<{17 - len(name)}} {r[name]['p50_ms']:.2f} ms / "
-            f"{r[name]['p99_ms']:.2f} ms  (aim p99 <= {AIM_P99_MS:g} ms: "
-            f"{'met' if met_p99 else 'NOT met'})"
-        )
-    e = data["embedded_lookup"]
-    lines.append(
-        f"embedded lookup, {e['calls']:,} calls: median {e['median_ms']:.4f} ms, p99 "
-        f"{e['p99_ms']:.4f} ms  (aim median <= {AIM_EMBEDDED_MEDIAN_MS} ms: "
-        f"{'met' if aims['embedded_median_met'] else 'NOT met'})"
-    )
-    if data.get("profiles"):
-        lines.append(f"profiles: {', '.join(data['profiles'])}")
-    print("\n".join(lines))
-
-
-# -- main ---------------------------------------------------------------------------------
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (10)")
@@ -661,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
             setup = bench.setup()
             results = bench.measure(setup)
             log(f"embedded lookup x {args.embedded_calls}")
-            embedded = embedded_lookup(bench.data_dir, args.text, args.embedded_calls)
+            embedded = embedded_lookup(
+                bench.data_dir, ACCOUNT, AGENT, args.text, args.embedded_calls
+            )
             data = report(args, setup, results, info, embedded)
             if args.profile:
                 data["profiles"] = bench.profile(setup, args.profile)
