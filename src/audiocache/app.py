@@ -28,7 +28,8 @@ from audiocache.api import (
 from audiocache.api.docs import install_openapi
 from audiocache.api.docs_pages import install_docs
 from audiocache.api.errors import CorrelationMiddleware, install_error_handlers
-from audiocache.api.hot_path import HotPath
+from audiocache.api.hot_lane import HotLane
+from audiocache.api.hot_path import HotPath, HotShared
 from audiocache.api.observe import RequestObserver
 from audiocache.api.ui import install_ui
 from audiocache.config import Settings
@@ -78,7 +79,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_docs(app)
     install_openapi(app)
     if services.settings.hot_path:
-        app.add_middleware(HotPath, services=services)
+        shared = HotShared(services)
+        app.add_middleware(HotPath, services=services, shared=shared)
+        if services.settings.hot_lane:
+            app.state.hot_lane = HotLane(services, shared)
     app.add_middleware(
         RequestObserver,
         metrics=services.metrics,

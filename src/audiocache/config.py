@@ -404,6 +404,13 @@ class Settings(BaseSettings):
         description="Answer file downloads and runtime-path calls without the generic routing "
         "layer (same handlers, same responses; several times the throughput).",
     )
+    hot_lane: bool = Field(
+        True,
+        description="Answer a download or a runtime-path hit whose answer the hot path's "
+        "memo holds whole (bytes in memory) in the HTTP server's protocol itself, without "
+        "starting an ASGI request (same status, headers, body, counting and access log). "
+        "SQLite only (PostgreSQL's change marker takes a round trip); needs hot_path.",
+    )
     hot_memo_entries: int = Field(
         10_000,
         ge=0,

@@ -82,6 +82,12 @@ class Metrics:
         self.evictions = Counter(
             "audiocache_evictions", "Entries removed by eviction (limits and TTLs)", registry=r
         )
+        self.lane_answers = Counter(
+            "audiocache_hot_lane_answers",
+            "Requests answered from memory by the HTTP protocol itself (api/hot_lane.py), "
+            "a subset of audiocache_requests",
+            registry=r,
+        )
         self.engine_queue_depth = Gauge(
             "audiocache_engine_queue_depth",
             "Syntheses waiting for an engine slot, by provider",

@@ -39,13 +39,17 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from audiocache.api.errors import CORRELATION_HEADER, envelope_bytes
+from audiocache.api.hot_lane import HotLane, LaneRoute
 from audiocache.config import Settings
 from audiocache.errors import AudioCacheError, HeadersTooLarge, RequestTimeout
 from audiocache.logs import configure_logging
 from audiocache.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("audiocache.server")
-LINGER_SECONDS = 2.0  # how long a refused client may go on sending before the socket closes
+LINGER_SECONDS = 2.0
+# How long a request the hot lane may answer waits for the rest of its (small) body before
+# it goes the usual way, which has its own body timeouts.
+LANE_HOLD_SECONDS = 0.25  # how long a refused client may go on sending before the socket closes
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ class EdgeProtocol(HttpToolsProtocol):
         self._heads_completed = 0  # heads completed within the current data_received
         self._refused = False  # answered and closing: whatever still arrives is dropped
         self._linger: asyncio.TimerHandle | None = None
+        self.lane = _lane_of(config)
+        # A request the lane may answer, held (no task started) until its body is in
+        self._held: tuple[LaneRoute, bytearray] | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None
 
     # -- the head timer -------------------------------------------------------------------
 
@@ -98,6 +106,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_hold_timer()
+        self._held = None
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
@@ -140,6 +150,10 @@ class EdgeProtocol(HttpToolsProtocol):
         self._heads_completed = 0
         try:
             self.parser.feed_data(data)
+            if self._held is not None and self._hold_timer is None:
+                # the rest of the body is due in the next read or two (a client that writes
+                # head and body apart); one that takes longer goes the usual way
+                self._hold_timer = self.loop.call_later(LANE_HOLD_SECONDS, self._release)
         except httptools.HttpParserError:
             if not self._refused:  # a limit already answered and closed
                 self._bad_request()
@@ -190,13 +204,102 @@ class EdgeProtocol(HttpToolsProtocol):
         self._awaiting_head = False
         self._head_begun = False
         self._cancel_head_timer()
+        if self.lane is not None and self._hold_for_lane(self.lane):
+            return
+        self._start_cycle()
+
+    def _start_cycle(self) -> None:
         super().on_headers_complete()
         if self.cycle is not None and not isinstance(self.cycle.transport, _LingeringTransport):
             self.cycle.transport = _LingeringTransport(self)  # type: ignore[assignment]
 
+    def on_body(self, body: bytes) -> None:
+        if self._held is not None:
+            self._held[1].extend(body)  # at most the declared length, which the lane bounds
+            return
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._cancel_hold_timer()
+            if self._lane_answered(*held):
+                self._awaiting_head = True
+                return
+            self._start_cycle()
+            self.cycle.body += held[1]
         super().on_message_complete()
         self._awaiting_head = True
+
+    # -- the hot lane (api/hot_lane.py) ---------------------------------------------------
+
+    def _hold_for_lane(self, lane: HotLane) -> bool:
+        """Hold a request the lane may answer (no cycle, no task) until it is complete."""
+        if self.pipeline or (self.cycle is not None and not self.cycle.response_complete):
+            return False  # answers go out in order: behind the one under way
+        if self.flow.write_paused:
+            return False  # the client is not reading: the usual way waits for it to drain
+        if self.parser.should_upgrade():
+            return False
+        route = lane.route(self.parser.get_method(), self.url)
+        if route is None:
+            return False
+        declared = b"0"
+        for name, value in self.headers:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding" or name == b"expect":
+                return False
+        if route.has_body:
+            if not declared.isdigit() or not lane.body_fits(int(declared)):
+                return False
+        elif declared != b"0":
+            return False
+        self._held = (route, bytearray())
+        return True
+
+    def _release(self) -> None:
+        """A held request whose body is late goes the usual way, with what has arrived."""
+        self._hold_timer = None
+        held, self._held = self._held, None
+        if held is None or self.transport.is_closing():
+            return
+        self._start_cycle()
+        self.cycle.body += held[1]
+        self.cycle.message_event.set()
+
+    def _cancel_hold_timer(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _lane_answered(self, route: LaneRoute, body: bytearray) -> bool:
+        assert self.lane is not None
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        try:
+            answer = self.lane.answer(
+                route,
+                self.parser.get_method(),
+                self.url,
+                self.headers,
+                bytes(body),
+                self.server_state.default_headers,
+                keep_alive,
+            )
+        except Exception:  # the usual way answers it (and reports what is wrong)
+            log.exception("the hot lane failed; answering the usual way")
+            return False
+        if answer is None:
+            return False
+        head, payload = answer
+        if payload:
+            self.transport.writelines((head, payload))
+        else:
+            self.transport.write(head)
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+        return True
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
@@ -266,6 +369,25 @@ class _LingeringTransport:
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
 WORKER_APP = "audiocache.server:worker_app"
+
+
+def _lane_of(config: uvicorn.Config) -> HotLane | None:
+    """The app's hot lane (``app.state.hot_lane``), found once per server through the
+    wrappers uvicorn puts around the app (proxy headers, message logger)."""
+    if not hasattr(config, "_hot_lane"):
+        lane = None
+        layer: Any = config.loaded_app if config.loaded else None
+        for _ in range(8):
+            if layer is None:
+                break
+            state = getattr(layer, "state", None)
+            candidate = getattr(state, "hot_lane", None) if state is not None else None
+            if isinstance(candidate, HotLane):
+                lane = candidate
+                break
+            layer = getattr(layer, "app", None)
+        config._hot_lane = lane  # type: ignore[attr-defined]
+    return config._hot_lane  # type: ignore[attr-defined, no-any-return]
 
 
 def worker_app() -> FastAPI:

@@ -8,6 +8,7 @@ serves the whole file; nothing satisfiable is 416 with ``Content-Range: bytes */
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import quote
@@ -210,6 +211,12 @@ class BlobResponse(Response):
             (b"etag", self.etag.encode()),
             (b"cache-control", b"private, no-cache"),
         ]
+
+    @functools.cached_property
+    def header_lines(self) -> bytes:
+        """The whole-file 200's header lines as they go on the wire (``api/hot_lane.py``
+        writes them itself)."""
+        return b"".join(b"%s: %s\r\n" % (name, value) for name, value in self.raw_headers)
 
     async def reopened(self) -> BlobResponse | None:
         """A copy of this (memo'd) response with its blob opened anew before any header goes

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,6 +55,21 @@ SCOPE_KEY = "audiocache.correlation_id"
 def correlation_id(scope: Scope) -> str:
     # A scope key of our own: scope["state"] may be one dict shared by every request.
     return scope.get(SCOPE_KEY) or "unknown"
+
+
+def correlation_of(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The caller's correlation id if it sent a valid one, else a new one."""
+    for name, value in headers:
+        if name == _CORRELATION_BYTES:
+            incoming = value.decode("latin-1")
+            if _VALID_CORRELATION.match(incoming):
+                return incoming
+            break
+    return str(uuid.uuid4())
+
+
+def correlation_header(correlation: str) -> tuple[bytes, bytes]:
+    return (_CORRELATION_BYTES, correlation.encode("latin-1"))
 
 
 def envelope_bytes(correlation: str, code: str, message: str) -> bytes:
@@ -153,14 +168,9 @@ class CorrelationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == _CORRELATION_BYTES:
-                incoming = value.decode("latin-1")
-                break
-        cid = incoming if incoming and _VALID_CORRELATION.match(incoming) else str(uuid.uuid4())
+        cid = correlation_of(scope["headers"])
         scope[SCOPE_KEY] = cid
-        header = (_CORRELATION_BYTES, cid.encode("latin-1"))
+        header = correlation_header(cid)
         started = False
 
         async def send_with_id(message: Message) -> None:

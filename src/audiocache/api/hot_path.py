@@ -63,18 +63,51 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if path[len(root)] == "/" else path
 
 
+def principal_key(key: str | None) -> tuple[str, str | None]:
+    return ("key", key)
+
+
+def file_key(
+    principal: Principal, agent_id: str, entry_id: str, accept: str | None
+) -> tuple[object, ...]:
+    return ("file", principal.account_id, agent_id, entry_id, accept)
+
+
+def speak_key(
+    principal: Principal, agent_id: str, body: bytes, accept: str | None
+) -> tuple[object, ...]:
+    return ("tts", principal.account_id, agent_id, body, accept)
+
+
+class HotShared:
+    """What the hot path and the lane in front of it (``api/hot_lane.py``) share: one
+    memo, and the tally of what they answered (tests and the lane's metrics read it)."""
+
+    def __init__(self, services: Services) -> None:
+        settings, db = services.settings, services.db
+        self.memo = HotMemo(
+            db.generation, settings.hot_memo_entries, settings.hot_memo_bytes, db.generation_now
+        )
+        self.served = 0  # requests answered by the hot path rather than by the full app
+        self.from_memo = 0  # of which answered from the memo (the lane's included)
+
+
 class HotPath:
     """ASGI middleware: the download and runtime-path routes, short-circuited."""
 
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, services: Services, shared: HotShared | None = None) -> None:
         self.app = app
         self.services = services
-        settings = services.settings
-        self.memo = HotMemo(
-            services.db.generation, settings.hot_memo_entries, settings.hot_memo_bytes
-        )
-        self.served = 0  # requests answered here rather than by the full app (tests read it)
-        self.from_memo = 0  # of which answered from the memo
+        self.shared = shared if shared is not None else HotShared(services)
+        self.memo = self.shared.memo
+
+    @property
+    def served(self) -> int:
+        return self.shared.served
+
+    @property
+    def from_memo(self) -> int:
+        return self.shared.from_memo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -105,7 +138,7 @@ class HotPath:
         handler: Callable[..., Awaitable[Response]],
         *args: str,
     ) -> None:
-        self.served += 1
+        self.shared.served += 1
         generation = await self.memo.begin()
         try:
             principal = await self._principal(_header(scope, _API_KEY), generation)
@@ -117,7 +150,7 @@ class HotPath:
         await response(scope, receive, send)
 
     async def _principal(self, key: str | None, generation: object | None) -> Principal:
-        memo_key = ("key", key)
+        memo_key = principal_key(key)
         if generation is not None:
             known = self.memo.get(memo_key)
             if known is not None:
@@ -137,12 +170,12 @@ class HotPath:
         entry_id: str,
     ) -> Response:
         accept = _header(scope, _ACCEPT)
-        memo_key = ("file", principal.account_id, agent_id, entry_id, accept)
+        memo_key = file_key(principal, agent_id, entry_id, accept)
         if generation is not None:
             known: BlobResponse | None = self.memo.get(memo_key)
             ready = await self._servable(memo_key, known) if known is not None else None
             if ready is not None:
-                self.from_memo += 1
+                self.shared.from_memo += 1
                 return ready
         response = await file_response(self.services, principal, agent_id, entry_id, None, accept)
         if generation is not None:
@@ -166,13 +199,13 @@ class HotPath:
             replayed = _replay(messages, receive)
             return await speak_response(services, principal, agent_id, Request(scope, replayed))
         body = b"".join(m.get("body", b"") for m in messages)
-        memo_key = ("tts", principal.account_id, agent_id, body, _header(scope, _ACCEPT))
+        memo_key = speak_key(principal, agent_id, body, _header(scope, _ACCEPT))
         hit: ServedHit | None = self.memo.get(memo_key)
         ready = await self._servable(memo_key, hit.response) if hit is not None else None
         if hit is not None and ready is not None:
             services.hits.add(hit.entry.id)
             services.cache.accounting.lookup(hit.agent, hit.entry.provider, hit.characters, True)
-            self.from_memo += 1
+            self.shared.from_memo += 1
             return ready
         served: list[ServedHit] = []
         response = await speak_response(

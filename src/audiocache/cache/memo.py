@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 Generation = Callable[[], Awaitable[object | None]]
+GenerationNow = Callable[[], object | None]
 
 
 class BlobBytes:
@@ -63,8 +64,15 @@ class HotMemo:
     """``generation = await memo.begin()`` at the start of a request (None: don't use the
     memo for it), then ``get`` / ``put(key, value, generation)``."""
 
-    def __init__(self, generation: Generation, max_items: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        generation: Generation,
+        max_items: int,
+        max_bytes: int,
+        generation_now: GenerationNow | None = None,
+    ) -> None:
         self._generation = generation
+        self._generation_now = generation_now
         self.max_items = max_items
         self.blobs = BlobBytes(max_bytes)
         self._seen: object | None = None
@@ -82,6 +90,20 @@ class HotMemo:
             generation = await self._generation()
         except Exception:  # the database is busy or gone: the request goes the long way
             return None
+        return self._enter(generation)
+
+    def begin_now(self) -> object | None:
+        """``begin`` without waiting: None also when the generation cannot be read at once
+        (PostgreSQL's takes a round trip), so the caller takes the asynchronous way."""
+        if self.max_items <= 0 or self._generation_now is None:
+            return None
+        try:
+            generation = self._generation_now()
+        except Exception:
+            return None
+        return self._enter(generation)
+
+    def _enter(self, generation: object | None) -> object | None:
         if generation is None:
             return None
         if generation != self._seen:

@@ -69,6 +69,12 @@ class Database:
             return None
         return await self.point_reader.generation()
 
+    def generation_now(self) -> object | None:
+        """``generation`` where it is read without waiting (SQLite); None otherwise."""
+        if self.point_reader is None:
+            return None
+        return self.point_reader.generation_now()
+
     async def all(
         self, statement: sa.Executable, params: dict[str, Any] | None = None
     ) -> list[Record]:

@@ -43,6 +43,10 @@ class PointReader(Protocol):
 
     async def generation(self) -> object | None: ...
 
+    def generation_now(self) -> object | None:
+        """The generation if it can be read without waiting (no I/O to await), else None."""
+        ...
+
     async def close(self) -> None: ...
 
 

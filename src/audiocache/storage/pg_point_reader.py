@@ -53,6 +53,10 @@ class PostgresPointReader:
         memo some refills."""
         return str(await self._run("fetchval", "SELECT pg_current_wal_insert_lsn()", []))
 
+    def generation_now(self) -> None:
+        """Not known without a round trip: the caller reads ``generation`` instead."""
+        return None
+
     async def _run(self, method: str, sql: str, values: list[Any]) -> Any:
         pool = self._pool or await self._open()
         try:

@@ -1,0 +1,166 @@
+"""The hot lane: what the memo already holds, answered by the HTTP protocol itself.
+
+``api/hot_path.py`` answers a download or a runtime-path hit without the generic routing,
+but still as an ASGI app: uvicorn builds a scope, starts a task, and the request passes the
+correlation, metrics and error middlewares, then the hot path, and every message goes back
+through them. For an answer the memo holds whole (the key's principal, and the finished
+response with its bytes in memory) none of that is needed. The server's protocol
+(``server.EdgeProtocol``) asks the lane first, synchronously, as soon as a request is
+complete; the lane answers only when every question has an answer in memory and the
+database's generation can be read at once (SQLite's ``data_version``: a pragma on the
+event loop's own read-only connection), and otherwise says None and the request goes the
+usual way, unchanged. So the lane never answers anything the hot path would not answer
+the same way: same status, same headers (uvicorn's ``date``/``server``, the response's
+prebuilt block, the correlation id), same body, a hit counted as a hit, the request counted
+in the metrics and written to the access log under the same route. Errors, ranges,
+conditional requests, anything not yet memo'd: the usual way, which also fills the memo.
+
+PostgreSQL's generation needs a round trip, so with PostgreSQL the lane stays out of the way
+and the hot path answers as before.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from audiocache.api.audio_cache import DOWNLOAD
+from audiocache.api.audio_response import BlobResponse
+from audiocache.api.deps import RouteSpec
+from audiocache.api.errors import correlation_header, correlation_of
+from audiocache.api.hot_path import (
+    FILE_ROUTE,
+    MEMO_BODY_BYTES,
+    SPEAK_ROUTE,
+    HotShared,
+    file_key,
+    principal_key,
+    speak_key,
+)
+from audiocache.api.observe import log_access
+from audiocache.api.speak import SPEAK, ServedHit
+from audiocache.models import Principal
+from audiocache.services import Services
+
+STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+CONNECTION_CLOSE = b"connection: close\r\n"
+# A request carrying any of these is answered the usual way (304, ranges, If-Range).
+_CONDITIONAL = frozenset((b"range", b"if-none-match", b"if-range"))
+
+
+@dataclass(frozen=True, slots=True)
+class LaneRoute:
+    """A request the lane may answer: which route, its path's ids."""
+
+    spec: RouteSpec
+    template: str
+    agent_id: str
+    entry_id: str | None  # the download's; None for a runtime-path call
+
+    @property
+    def has_body(self) -> bool:
+        return self.entry_id is None
+
+
+class HotLane:
+    """``route(method, target)`` when the request head is in, ``answer(...)`` when the
+    request is complete; either may say None: then it goes to the app as usual."""
+
+    def __init__(self, services: Services, shared: HotShared) -> None:
+        self.services = services
+        self.shared = shared
+        self.memo = shared.memo
+        self.access_log = services.settings.access_log
+        self.answered = 0  # requests the lane answered (tests read it)
+
+    def route(self, method: bytes, target: bytes) -> LaneRoute | None:
+        if b"?" in target or b"%" in target:  # queries are validated, escapes decoded: the app
+            return None
+        if method == b"POST":
+            params = SPEAK.match(target.decode("latin-1"))
+            if params is not None:
+                return LaneRoute(SPEAK, SPEAK_ROUTE, params["agentId"], None)
+        elif method == b"GET" or method == b"HEAD":
+            params = DOWNLOAD.match(target.decode("latin-1"))
+            if params is not None:
+                return LaneRoute(DOWNLOAD, FILE_ROUTE, params["agentId"], params["entryId"])
+        return None
+
+    @staticmethod
+    def body_fits(declared: int) -> bool:
+        """A runtime-path body this long may be a memo key (``hot_path.MEMO_BODY_BYTES``)."""
+        return 0 < declared <= MEMO_BODY_BYTES
+
+    def answer(
+        self,
+        route: LaneRoute,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        default_headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+    ) -> tuple[bytes, bytes] | None:
+        """The response's head and body, if the memo holds all of it; else None."""
+        started = time.perf_counter()
+        key = accept = None
+        for name, value in headers:
+            if name == b"x-api-key":
+                key = value.decode("latin-1")
+            elif name == b"accept":
+                accept = value.decode("latin-1")
+            elif name in _CONDITIONAL:
+                return None
+        memo = self.memo
+        generation = memo.begin_now()
+        if generation is None:
+            return None
+        principal: Principal | None = memo.get(principal_key(key))
+        if principal is None or not principal.can(route.spec.permission):
+            return None
+        hit: ServedHit | None = None
+        if route.entry_id is not None:
+            response: BlobResponse | None = memo.get(
+                file_key(principal, route.agent_id, route.entry_id, accept)
+            )
+        else:
+            hit = memo.get(speak_key(principal, route.agent_id, body, accept))
+            response = hit.response if hit is not None else None
+        if response is None or response.data is None or response.redirect is not None:
+            return None
+        if hit is not None:
+            self.services.hits.add(hit.entry.id)
+            self.services.cache.accounting.lookup(
+                hit.agent, hit.entry.provider, hit.characters, True
+            )
+        correlation = correlation_of(headers)
+        name, value = correlation_header(correlation)
+        head = b"".join(
+            (
+                STATUS_200,
+                *(b"%s: %s\r\n" % pair for pair in default_headers),
+                response.header_lines,
+                b"%s: %s\r\n" % (name, value),
+                b"" if keep_alive else CONNECTION_CLOSE,
+                b"\r\n",
+            )
+        )
+        payload = b"" if method == b"HEAD" else response.data
+        self.answered += 1
+        self.shared.served += 1
+        self.shared.from_memo += 1
+        metrics = self.services.metrics
+        metrics.request(route.template, 200, len(payload))
+        metrics.lane_answers.inc()
+        if self.access_log:
+            log_access(
+                method.decode("latin-1"),
+                route.template,
+                target.decode("latin-1"),
+                200,
+                started,
+                len(payload),
+                correlation,
+                principal.key_id,
+            )
+        return head, payload
