@@ -119,7 +119,9 @@ def test_import_the_export_into_another_agent(page, site: Site, tmp_path: Path) 
     # again: nothing changes, and the page says so
     page.get_by_label("Import archive").set_input_files(saved)
     page.get_by_role("button", name="Import", exact=True).click()
-    expect(page.locator("#transfer-summary")).to_contain_text(f"0 created, 0 replaced, {n} unchanged")
+    expect(page.locator("#transfer-summary")).to_contain_text(
+        f"0 created, 0 replaced, {n} unchanged"
+    )
     assert by_transcript(site, OTHER) == by_transcript(site, AGENT)
 
 
