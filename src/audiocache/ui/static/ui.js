@@ -100,6 +100,7 @@ function listQuery(params) {
 let currentAgent = null;
 async function renderCache(agent) {
   currentAgent = agent;
+  if (reportAgent !== agent) report("");  // another agent's report would mislead
   const params = view();
   const base = `/v1/agents/${encodeURIComponent(agent)}/audio-cache`;
   const list = await api("GET", `${base}?${listQuery(params)}`);
@@ -273,6 +274,63 @@ $("#audit-prev").addEventListener("click", () => {
 });
 $("#audit-next").addEventListener("click", () => {
   const p = view(); p.set("offset", Number(p.get("offset") || 0) + PAGE); go(p);
+});
+
+// Export, import and bulk takes (…/audio-cache/export, /import, /takes). The key goes as
+// X-API-KEY, never in a URL, so the export is fetched and handed over as a blob download.
+let reportAgent = null;
+function report(summary, details = []) {
+  reportAgent = currentAgent;
+  $("#transfer-summary").textContent = summary;
+  $("#transfer-details").replaceChildren(...details.map((text) => el("li", { text })));
+}
+function transferBase() { return `/v1/agents/${encodeURIComponent(currentAgent)}/audio-cache`; }
+function attachmentName(response, fallback) {
+  const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  return match ? match[1] : fallback;
+}
+async function busy(button, message, work) {
+  button.disabled = true; report(message);
+  try { await work(); } catch (err) { report(""); throw err; } finally { button.disabled = false; }
+}
+$("#export").addEventListener("click", (e) => guarded(() => busy(e.target, "Exporting…", async () => {
+  const response = await api("GET", `${transferBase()}/export`, { raw: true });
+  const name = attachmentName(response, `${currentAgent}.audiocache.tar`);
+  const blob = await response.blob();
+  const link = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(link); link.click(); link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  report(`Exported ${name} (${(blob.size / 1024).toFixed(1)} KiB).`);
+})));
+$("#import-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const file = $("#import-file").files[0];
+  const button = e.submitter || e.target.querySelector("button");
+  guarded(() => busy(button, `Importing ${file.name}…`, async () => {
+    const r = await api("POST", `${transferBase()}/import`,
+      { body: file, headers: { "Content-Type": "application/x-tar" } });
+    e.target.reset();
+    await render();
+    const missing = r.missingAudio ? `; ${r.missingAudio} left out of the export (no audio)` : "";
+    report(`Imported ${file.name}: ${r.total} ${r.total === 1 ? "entry" : "entries"} in the archive — ` +
+      `${r.created} created, ${r.replaced} replaced, ${r.unchanged} unchanged, ${r.failed} failed${missing}.`,
+      r.failures.map((f) => `Not imported: entry ${f.index} “${f.transcript}”: ${f.reason}`));
+  }));
+});
+$("#takes-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const file = $("#takes-file").files[0];
+  const button = e.submitter || e.target.querySelector("button");
+  guarded(() => busy(button, `Uploading ${file.name}…`, async () => {
+    const r = await api("POST", `${transferBase()}/takes`,
+      { body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    e.target.reset();
+    await render();
+    report(`Takes from ${file.name}: ${r.created} created, ${r.replaced} replaced, ` +
+      `${r.failed} failed, ${r.skipped} skipped.`,
+      r.results.filter((t) => t.reason).map((t) =>
+        `${t.file}${t.transcript ? ` (“${t.transcript}”)` : ""}: ${t.action}, ${t.reason}`));
+  }));
 });
 
 let uploadTarget = null;
