@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import LiveServer
+from support import LiveServer, sine_wav
 
 pytestmark = pytest.mark.slow
 
@@ -266,3 +266,31 @@ def test_a_body_in_pieces_and_http_1_0_are_answered_correctly(world: World) -> N
         if lane_answers(world.lane) - before == 1:
             return
     raise AssertionError("the lane answered no HTTP/1.0 request")
+
+
+def test_a_large_take_is_sent_whole_when_the_socket_takes_only_part_of_it(world: World) -> None:
+    """3 MB (the memo keeps blobs up to 4 MiB): more than one ``sendfile`` places in a
+    socket buffer, so the rest goes through the transport; a slow reader too."""
+    wav = sine_wav(seconds=95, rate=16000)
+    with httpx.Client(base_url=world.plain.url, headers=world.headers, timeout=30) as plain:
+        made = plain.post(SAY, json={"text": "A very long announcement follows."})
+        path = world.file_path(made.headers["x-audio-cache-entry-id"])
+        headers = {"Content-Type": "audio/wav"}
+        assert plain.patch(path, content=wav, headers=headers).status_code == 204
+    with httpx.Client(base_url=world.lane.url, headers=world.headers, timeout=30) as lane:
+        assert lane.get(path).content == wav
+        assert _answered_by_the_lane(world.lane, lambda: lane.get(path)).content == wav
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nX-API-KEY: {world.key}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", world.lane.port), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(request)
+            time.sleep(0.2)  # not reading: the server's socket buffer fills
+            received = bytearray()
+            while b"\r\n\r\n" not in received:
+                received += sock.recv(65536)
+            head, _, rest = bytes(received).partition(b"\r\n\r\n")
+            size = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body = bytearray(rest)
+            while len(body) < size:
+                body += sock.recv(1 << 20)
+            assert size == len(wav) and body == wav

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from audiocache.api.audio_cache import DOWNLOAD
 from audiocache.api.audio_response import BlobResponse
+from audiocache.api.blob_files import BlobFiles
 from audiocache.api.deps import RouteSpec
 from audiocache.api.errors import correlation_header, correlation_of
 from audiocache.api.hot_path import (
@@ -42,6 +43,7 @@ from audiocache.api.speak import SPEAK, ServedHit
 from audiocache.models import Principal
 from audiocache.services import Services
 
+LANE_OPEN_FILES = 256  # blob files kept open for sendfile (least recently used closed)
 STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 CONNECTION_CLOSE = b"connection: close\r\n"
 # A request carrying any of these is answered the usual way (304, ranges, If-Range).
@@ -62,6 +64,13 @@ class LaneRoute:
         return self.entry_id is None
 
 
+@dataclass(frozen=True, slots=True)
+class LaneAnswer:
+    head: bytes
+    body: bytes
+    file: int | None  # a descriptor of the body's blob file, for sendfile (None: send body)
+
+
 class HotLane:
     """``route(method, target)`` when the request head is in, ``answer(...)`` when the
     request is complete; either may say None: then it goes to the app as usual."""
@@ -72,6 +81,7 @@ class HotLane:
         self.memo = shared.memo
         self.access_log = services.settings.access_log
         self.answered = 0  # requests the lane answered (tests read it)
+        self.files = BlobFiles(services.blobs.local_path, LANE_OPEN_FILES)
 
     def route(self, method: bytes, target: bytes) -> LaneRoute | None:
         if b"?" in target or b"%" in target:  # queries are validated, escapes decoded: the app
@@ -100,7 +110,7 @@ class HotLane:
         body: bytes,
         default_headers: list[tuple[bytes, bytes]],
         keep_alive: bool,
-    ) -> tuple[bytes, bytes] | None:
+    ) -> LaneAnswer | None:
         """The response's head and body, if the memo holds all of it; else None."""
         started = time.perf_counter()
         key = accept = None
@@ -163,4 +173,9 @@ class HotLane:
                 correlation,
                 principal.key_id,
             )
-        return head, payload
+        fd = (
+            self.files.descriptor(response.blob, response.size)
+            if payload and response.blob
+            else None
+        )
+        return LaneAnswer(head, payload, fd)
