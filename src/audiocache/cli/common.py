@@ -110,11 +110,7 @@ def on_target(
     if url:
 
         async def remote() -> T:
-            def tell(attempt: int, error: remote_errors.AudioCacheError, delay: float) -> None:
-                if isinstance(error, remote_errors.ServiceUnavailable):  # reconnects go unsaid
-                    console.print(f"{error}; trying again in {delay:g} s", highlight=False)
-
-            async with remote_errors.AsyncClient(url, key, on_retry=tell) as client:
+            async with remote_errors.AsyncClient(url, key, on_retry=retry_note) as client:
                 return await work(Remote(client))
 
         return guarded(lambda: anyio.run(remote))
@@ -126,6 +122,13 @@ def on_target(
         return await work(Local(services, account))
 
     return with_services(settings, local, engines=engines)
+
+
+def retry_note(_attempt: int, error: remote_errors.AudioCacheError, delay: float) -> None:
+    """A remote command's client waits out a busy server: said on stderr (reconnects are
+    not)."""
+    if isinstance(error, remote_errors.ServiceUnavailable):
+        console.print(f"{error}; trying again in {delay:g} s", highlight=False)
 
 
 def guarded(run: Callable[[], T]) -> T:
