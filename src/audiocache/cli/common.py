@@ -150,6 +150,19 @@ def fail(message: str) -> None:
     typer.echo("error: " + " ".join(message.split()), err=True)
 
 
+def usage_message(exc: typer.TyperException) -> str:
+    """click's message as the rest of a one-line error (``no such option: --foo``), and for
+    a usage error (it knows the command) where the command's help is."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    context = getattr(exc, "ctx", None)
+    if context is not None:
+        message += f" (see {context.command_path} --help)"
+    elif exc.exit_code == 2:  # a usage error raised before the command was known
+        message += " (see audiocache --help)"
+    return message
+
+
 def present(rows: list[dict[str, Any]], as_json: bool, *, title: str) -> None:
     if as_json or not sys.stdout.isatty():
         print(json.dumps(rows, indent=None if not sys.stdout.isatty() else 2))
