@@ -96,7 +96,10 @@ class AuditEventOut(BaseModel):
         "empty for every other operation"
     )
     targetId: str | None = Field(description="The takeId or voiceId the path named, if any")
-    address: str | None = Field(description="The address the connection came from")
+    address: str | None = Field(
+        description="The client's address: the connection's peer, or the address a trusted "
+        "proxy (AUDIOCACHE_TRUSTED_PROXIES) forwarded in X-Forwarded-For"
+    )
     status: int = Field(description="The response's HTTP status")
     correlationId: str = Field(description="The response's X-PolyAI-Correlation-Id")
 
