@@ -111,3 +111,23 @@ def test_agents_policy_sets_eviction_options_and_keeps_those_not_given(tmp_path:
     bad = run(data, "agents", "policy", "e1", "never", "--eviction", "fifo")
     assert bad.returncode == 1 and "eviction must be one of" in " ".join(bad.stderr.split())
     assert run(data, "agents", "policy", "e1", "never", "--max-bytes", "lots").returncode == 2
+
+
+def test_a_usage_error_is_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cases = {
+        ("cache", "ls", "desk", "--foo"): "error: no such option: --foo (see audiocache cache ls",
+        ("cache", "ls"): "error: missing argument 'agent' (see audiocache cache ls --help)",
+        ("nope",): "error: no such command 'nope' (see audiocache --help)",
+        ("cache", "ls", "desk", "--limit", "lots"): "error: invalid value for '--limit'",
+    }
+    for args, told in cases.items():
+        result = run(data, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.splitlines() == [result.stderr.strip()], (args, result.stderr)
+        assert result.stderr.startswith(told), (args, result.stderr)
+        assert result.stdout == ""
+    helped = subprocess.run(  # no subcommand: the group's help, as before
+        [sys.executable, "-m", "audiocache", "cache"], capture_output=True, text=True, timeout=60
+    )
+    assert helped.returncode == 2 and "ls" in helped.stdout and helped.stderr == ""

@@ -6,13 +6,14 @@ default and help text; ``docs/configuration.md`` is checked against these declar
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -456,6 +457,16 @@ class Settings(BaseSettings):
         "in sample links when no public URL is set ('*' trusts any); the bind host is always "
         "trusted. Default: loopback only, so a forged Host cannot plant a foreign link.",
     )
+    trusted_proxies: str = Field(
+        "127.0.0.1,::1",
+        description="Comma-separated addresses or networks (CIDR, e.g. 10.0.0.0/8) of the "
+        "reverse proxies in front of the server. A request whose connection comes from one "
+        "is audited with the address its X-Forwarded-For names (the rightmost one that is "
+        "not a trusted proxy) and takes its scheme from X-Forwarded-Proto. '*' trusts every "
+        "peer (and the leftmost address, as the client wrote it); empty trusts none (the "
+        "connection's peer is the address). Default: loopback, so nginx on the same host is "
+        "seen through and a client reaching the port itself cannot forge its address.",
+    )
     signing_secret: str | None = Field(
         None,
         description="Secret (>= 16 characters) that signs expiring sample links; default: a "
@@ -516,6 +527,23 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "wb") as out:
                 out.write(secrets.token_bytes(32))
         return path.read_bytes()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item and item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"trusted_proxies: {item!r} is not an address or network"
+                    ) from None
+        return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies' addresses and networks (``*``: any), as uvicorn takes them."""
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     def trusted_host_names(self) -> frozenset[str]:
         """Lower-case host names (no port) trusted in a Host header, the bind host included."""

@@ -193,7 +193,8 @@ class AuditEvent:
     """One write request an API key made: who, what, when, from where, and how it ended.
 
     ``agent_id``, ``entry_id`` and ``target_id`` (a take or voice) are the public ids the
-    request's path named, as the caller wrote them."""
+    request's path named, as the caller wrote them; ``agent_id`` is createAgent's new agent
+    too, and ``entry_ids`` the entries a bulk delete removed (at most 20)."""
 
     at: datetime  # naive UTC, when the response went out
     account_id: str
@@ -207,6 +208,7 @@ class AuditEvent:
     entry_id: str | None = None
     target_id: str | None = None
     address: str | None = None
+    entry_ids: tuple[str, ...] = ()
     id: int | None = None  # set once stored
 
 

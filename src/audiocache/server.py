@@ -443,6 +443,10 @@ def uvicorn_config(settings: Settings, app: Any = None, **overrides: Any) -> Edg
         "loop": "uvloop",
         "timeout_graceful_shutdown": 10,
         "log_config": configure_logging(settings.log_level),
+        # The client address (audit log, access log) through the trusted reverse proxies
+        # only; uvicorn's own default would come from FORWARDED_ALLOW_IPS, unsaid.
+        "proxy_headers": bool(settings.trusted_proxy_list()),
+        "forwarded_allow_ips": settings.trusted_proxy_list(),
     }
     if app is None:
         app = WORKER_APP

@@ -83,7 +83,7 @@ async def test_a_known_sequence_of_writes_is_logged_exactly(api: Api) -> None:
         ("pinAudioCacheEntry", "PUT", AGENT, entry, 200, me),
         ("replaceAudioCacheFile", "PATCH", AGENT, entry, 204, me),
         ("setCachePolicy", "PUT", AGENT, None, 200, me),
-        ("createAgent", "POST", None, None, 200, me),
+        ("createAgent", "POST", AGENT, None, 200, me),  # the new agent, from the body
     ]
     replace = events[4]
     assert replace["route"] == "/v1/agents/{agentId}/audio-cache/{entryId}/file"
@@ -120,6 +120,44 @@ async def test_restore_and_other_resources_writes_are_logged(api: Api) -> None:
         ("restoreAudioCacheEntryTake", entry, take),
         ("replaceAudioCacheFile", entry, None),
     ]
+
+
+async def test_ids_from_the_body_or_answer_are_logged(api: Api) -> None:
+    """createAgent names its agent in its body (or answer, when generated) and a bulk
+    delete its entries: the events record them (a bulk delete's, at most 20, the removed)."""
+    h = api.headers
+    await api.create_agent(AGENT)
+    agents = "/v1/accounts/acme/agents"
+    again = {"name": "Again", "agentId": AGENT, "responseSettings": {"greeting": "Hi"}}
+    assert (await api.client.post(agents, json=again, headers=h)).status_code == 409
+    unnamed = {"name": "Unnamed", "responseSettings": {"greeting": "Hi"}}
+    r = await api.client.post(agents, json=unnamed, headers=h)
+    assert r.status_code == 200, r.text
+    generated = r.json()["agentId"]
+    made = [await api.seed_entry(AGENT, f"Line number {n}") for n in range(20)]
+    asked = [made[3], f"00{made[1]}", "999999", "not-an-id", *made[5:]]  # 19 given
+    r = await api.client.post(f"{BASE}/bulk-delete", json={"ids": asked}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["failed"] == ["999999", "not-an-id"]
+    r = await api.client.post(f"{BASE}/bulk-delete", json={"ids": made[:1] * 20}, headers=h)
+    assert r.json()["deleted"] == [made[0]]
+    r = await api.client.post(f"{BASE}/bulk-delete", json={"ids": ["424242"]}, headers=h)
+    assert r.json()["failed"] == ["424242"]
+
+    events = (await _log(api, await _admin(api), limit=7))["events"]
+    assert [(e["operation"], e["agentId"], e["status"]) for e in events] == [
+        ("bulkDeleteAudioCacheEntries", AGENT, 200),
+        ("bulkDeleteAudioCacheEntries", AGENT, 200),
+        ("bulkDeleteAudioCacheEntries", AGENT, 200),
+        ("createAgent", generated, 200),  # from the answer
+        ("createAgent", AGENT, 409),  # the one it was asked to make
+        ("setCachePolicy", AGENT, 200),
+        ("createAgent", AGENT, 200),
+    ]
+    removed = sorted([made[1], made[3], *made[5:]], key=int)  # as numbers, sorted
+    assert [e["entryIds"] for e in events[:3]] == [[], [made[0]], removed]
+    assert len(removed) == 17 and {e["entryId"] for e in events} == {None}
+    assert all(e["entryIds"] == [] for e in events[3:])
 
 
 async def test_filters_and_paging(api: Api) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import itertools
 import tarfile
+import wave
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from live_client import ACCOUNT, Live, new_agent
 from support import sine_wav
 
 from audiocache.client import Client, Forbidden, InvalidRequest, Phrase
+from audiocache.client.upload import UPLOAD_CHUNK
 
 
 def tar_of(members: dict[str, bytes]) -> bytes:
@@ -65,3 +68,72 @@ def test_export_import_takes_audit_and_whoami(live: Live, ac: Client, tmp_path: 
     with live.client(key=live.admin_key) as admin:
         page = admin.audit_log(operation="importAudioCache")
         assert page.total_count == 3 and [e["status"] for e in page.events] == [400, 200, 200]
+
+
+def long_wav(seconds: int) -> bytes:
+    """A WAV of ``seconds`` s (one second of tone repeated: quick to make at any length)."""
+    second = sine_wav(1.0)
+    with wave.open(io.BytesIO(second)) as w:
+        pcm = w.readframes(w.getnframes())
+        params = w.getparams()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setparams(params)
+        w.writeframes(pcm * seconds)
+    return out.getvalue()
+
+
+def test_an_upload_is_streamed_from_disk_with_its_progress(
+    live: Live, ac: Client, tmp_path: Path
+) -> None:
+    agent = new_agent(ac)
+    ac.tts(agent, Phrase("Hello there"))
+    studio = long_wav(100)  # 3.2 MB: several chunks
+    archive = tmp_path / "takes.tar"
+    archive.write_bytes(
+        tar_of({"hello.wav": studio, "map.csv": b"file,transcript\nhello.wav,Hello there\n"})
+    )
+    size = archive.stat().st_size
+    seen: list[int] = []
+    read_so_far: list[int] = []
+    with archive.open("rb") as handle:
+
+        def told(n: int) -> None:
+            seen.append(n)
+            read_so_far.append(handle.tell())
+
+        report = ac.upload_takes(agent, handle, on_chunk=told)
+    assert (report.replaced, report.failed) == (1, 0)
+    hello = next(e.id for e in ac.iter_entries(agent))
+    assert ac.download(agent, hello) == studio  # every byte arrived
+    assert sum(seen) == size and len(seen) >= 4 and max(seen) <= UPLOAD_CHUNK
+    # The file is read a chunk at a time as the body goes out, never whole first.
+    assert read_so_far == list(itertools.accumulate(seen))
+
+    exported = tmp_path / "desk.tar"
+    ac.export_to(agent, exported)
+    new_agent(ac, "copy")
+    progress: list[int] = []
+    imported = ac.import_archive("copy", exported, on_chunk=progress.append)  # a path
+    assert (imported.created, imported.failed) == (1, 0)
+    assert sum(progress) == exported.stat().st_size and len(progress) >= 4
+
+
+async def test_the_async_client_streams_an_import_with_its_progress(
+    live: Live, tmp_path: Path
+) -> None:
+    with live.client() as ac:
+        agent = new_agent(ac)
+        ac.tts(agent, Phrase("Hello there"))
+        ac.upload_takes(
+            agent,
+            tar_of({"a.wav": long_wav(80), "map.csv": b"file,transcript\na.wav,Hello there\n"}),
+        )
+        archive = tmp_path / "desk.tar"
+        ac.export_to(agent, archive)
+        new_agent(ac, "copy")
+    progress: list[int] = []
+    async with live.aclient() as aac:
+        report = await aac.import_archive("copy", archive, on_chunk=progress.append)
+    assert (report.created, report.failed) == (1, 0)
+    assert sum(progress) == archive.stat().st_size and len(progress) >= 3

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import errors, json_body
+from audiocache.api.observe import note_for_audit
 from audiocache.api.requests import parse_json
 from audiocache.api.schemas import AgentResponse, CachePolicy, CreateAgentBody, DuplicateAgentBody
 from audiocache.errors import NotFound
@@ -50,6 +51,7 @@ async def create_agent(
     services: Services = ServicesDep,
 ) -> AgentResponse:
     body = await parse_json(request, CreateAgentBody)
+    note_for_audit(request.scope, agent_id=body.agentId)  # the one asked for, if refused
     _own_account(principal, accountId)
     agent = await services.agents.create(
         accountId,
@@ -60,6 +62,7 @@ async def create_agent(
         voice_id=body.voiceSettings.voiceId if body.voiceSettings else None,
         llm_model_id=body.llmSettings.modelId if body.llmSettings else None,
     )
+    note_for_audit(request.scope, agent_id=agent.public_id)
     return AgentResponse.of(agent)
 
 

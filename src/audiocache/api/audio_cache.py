@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from audiocache.api.audio_response import BlobResponse, audio_response, offload_of
 from audiocache.api.deps import RouteSpec, ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
+from audiocache.api.observe import note_for_audit
 from audiocache.api.requests import parse_json, parse_json_text, sanitize_filename
 from audiocache.api.schemas import (
     AudioCacheEntry,
@@ -308,6 +309,7 @@ async def bulk_delete(
             continue
     ids = sorted(set(numeric.values()))
     deleted_ids = set(await services.curation.delete_entries(agent.id, ids))
+    note_for_audit(request.scope, entry_ids=[str(i) for i in sorted(deleted_ids)])
     deleted: list[str] = []
     failed: list[str] = []
     seen: set[str] = set()

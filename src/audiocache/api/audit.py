@@ -4,9 +4,10 @@ account's view of it.
 Recording: the permission dependency (``api/deps.py``) marks a request whose route needs a
 ``…:write`` permission once the key is known; the request observer (``api/observe.py``)
 turns the finished request into an event here (who: key id; what: operationId, method,
-route and the path's ids; when; from which address; the status) and hands it to the
-batched writer (``cache/audit.py``). Requests without a valid key (401) name no account and
-are not recorded; a key refused the permission (403) is.
+route and the path's ids, with those a route noted from its body or answer: createAgent's
+new agent, the entries a bulk delete removed; when; from which address; the status) and
+hands it to the batched writer (``cache/audit.py``). Requests without a valid key (401)
+name no account and are not recorded; a key refused the permission (403) is.
 
 Reading: ``GET /v1/accounts/{accountId}/audit-log`` needs an admin key (grant ``*``): the
 log shows every key's writes in the account, whatever resource they touched.
@@ -27,8 +28,8 @@ from starlette.types import Scope
 from audiocache.api.deps import ServicesDep, caller
 from audiocache.api.docs import errors
 from audiocache.api.errors import correlation_id
-from audiocache.api.observe import AUDIT_KEY, KEY_ID_KEY, route_of
-from audiocache.api.schemas import as_utc
+from audiocache.api.observe import AUDIT_KEY, AUDIT_NOTE_KEY, KEY_ID_KEY, route_of
+from audiocache.api.schemas import BULK_DELETE_MAX_IDS, as_utc
 from audiocache.cache.audit import AuditLog
 from audiocache.errors import InvalidFilter, NotFound
 from audiocache.models import AuditEvent, AuditQuery, Principal
@@ -58,6 +59,7 @@ def recorder(audit: AuditLog) -> Callable[[Scope, int], Awaitable[None]]:
 def event_of(scope: Scope, status: int, at: datetime) -> AuditEvent:
     route = scope.get("route")
     params = scope.get("path_params") or {}
+    noted = scope.get(AUDIT_NOTE_KEY) or {}
     client = scope.get("client")
     return AuditEvent(
         at=at,
@@ -68,8 +70,10 @@ def event_of(scope: Scope, status: int, at: datetime) -> AuditEvent:
         route=route_of(scope),
         status=status,
         correlation_id=correlation_id(scope),
-        agent_id=params.get("agentId"),
+        agent_id=params.get("agentId") or noted.get("agent_id"),
         entry_id=params.get("entryId"),
+        # Bounded by the bulk delete's own limit, whoever noted them.
+        entry_ids=tuple(noted.get("entry_ids", ()))[:BULK_DELETE_MAX_IDS],
         target_id=params.get("takeId") or params.get("voiceId"),
         address=str(client[0]) if client else None,
     )
@@ -82,10 +86,20 @@ class AuditEventOut(BaseModel):
     operation: str = Field(description="The operationId of the request")
     method: str
     route: str = Field(description="The path template, e.g. /v1/agents/{agentId}")
-    agentId: str | None = Field(description="The agentId the path named, if any")
+    agentId: str | None = Field(
+        description="The agentId the path named, or the agent createAgent made (or was "
+        "asked to make, when refused)"
+    )
     entryId: str | None = Field(description="The entryId the path named, if any")
+    entryIds: list[str] = Field(
+        description="The entries a bulk delete removed (at most 20, its request's limit); "
+        "empty for every other operation"
+    )
     targetId: str | None = Field(description="The takeId or voiceId the path named, if any")
-    address: str | None = Field(description="The address the connection came from")
+    address: str | None = Field(
+        description="The client's address: the connection's peer, or the address a trusted "
+        "proxy (AUDIOCACHE_TRUSTED_PROXIES) forwarded in X-Forwarded-For"
+    )
     status: int = Field(description="The response's HTTP status")
     correlationId: str = Field(description="The response's X-PolyAI-Correlation-Id")
 
@@ -100,6 +114,7 @@ class AuditEventOut(BaseModel):
             route=event.route,
             agentId=event.agent_id,
             entryId=event.entry_id,
+            entryIds=list(event.entry_ids),
             targetId=event.target_id,
             address=event.address,
             status=event.status,
@@ -124,8 +139,9 @@ def _naive_utc(value: datetime | None) -> datetime | None:
     summary="The account's audit log: every write request, newest first",
     description="One event per write request an API key of the account made (the routes "
     "that need an audio_cache:write, agents:write or voice_library:write permission), "
-    "refused ones (403) included: key id, operationId, the path's ids, time, client address "
-    "and status. Needs an admin key (grant '*'). Events are written in batches (at most "
+    "refused ones (403) included: key id, operationId, the path's ids (and createAgent's "
+    "new agent, a bulk delete's removed entries), time, client address and status. Needs "
+    "an admin key (grant '*'). Events are written in batches (at most "
     "AUDIOCACHE_AUDIT_FLUSH_SECONDS late from other workers) and kept "
     "AUDIOCACHE_AUDIT_RETENTION_DAYS.",
     response_model=AuditLogResponse,

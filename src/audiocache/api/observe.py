@@ -8,13 +8,15 @@ router ran. The caller's key id (never the key) is put in the scope once the key
 (``KEY_ID_KEY``, by the auth dependency and the hot path); for a route that needs a write
 permission the dependency also marks the request for the audit log (``AUDIT_KEY``, the
 key's account), and its event is handed to the audit log here once the status is known.
+A route whose ids are in its body or answer rather than its path adds them to that event
+with ``note_for_audit`` (the new agent of createAgent, the entries a bulk delete removed).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,9 +26,22 @@ from audiocache.metrics import Metrics
 ROUTE_KEY = "audiocache.route"
 KEY_ID_KEY = "audiocache.key_id"
 AUDIT_KEY = "audiocache.audit_account"  # set: a write by a known key, to be audited
+AUDIT_NOTE_KEY = "audiocache.audit_note"  # ids the route adds to its audit event
 UNMATCHED = "unmatched"
 
 access_log = logging.getLogger("audiocache.access")
+
+
+def note_for_audit(
+    scope: Scope, *, agent_id: str | None = None, entry_ids: Sequence[str] | None = None
+) -> None:
+    """Ids of the request's audit event that its path does not name (a later note of the
+    same id replaces an earlier one)."""
+    noted = scope.setdefault(AUDIT_NOTE_KEY, {})
+    if agent_id is not None:
+        noted["agent_id"] = agent_id
+    if entry_ids is not None:
+        noted["entry_ids"] = tuple(entry_ids)
 
 
 def route_of(scope: Scope) -> str:

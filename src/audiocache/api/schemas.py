@@ -32,8 +32,11 @@ class DetailsSettings(BaseModel):
     config: VoiceTuningConfig
 
 
+BULK_DELETE_MAX_IDS = 20
+
+
 class BulkDeleteAudioCacheRequest(BaseModel):
-    ids: list[str] = Field(min_length=1, max_length=20)
+    ids: list[str] = Field(min_length=1, max_length=BULK_DELETE_MAX_IDS)
 
 
 class BulkDeleteAudioCacheResponse(BaseModel):

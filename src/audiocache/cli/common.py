@@ -110,11 +110,7 @@ def on_target(
     if url:
 
         async def remote() -> T:
-            def tell(attempt: int, error: remote_errors.AudioCacheError, delay: float) -> None:
-                if isinstance(error, remote_errors.ServiceUnavailable):  # reconnects go unsaid
-                    console.print(f"{error}; trying again in {delay:g} s", highlight=False)
-
-            async with remote_errors.AsyncClient(url, key, on_retry=tell) as client:
+            async with remote_errors.AsyncClient(url, key, on_retry=retry_note) as client:
                 return await work(Remote(client))
 
         return guarded(lambda: anyio.run(remote))
@@ -126,6 +122,13 @@ def on_target(
         return await work(Local(services, account))
 
     return with_services(settings, local, engines=engines)
+
+
+def retry_note(_attempt: int, error: remote_errors.AudioCacheError, delay: float) -> None:
+    """A remote command's client waits out a busy server: said on stderr (reconnects are
+    not)."""
+    if isinstance(error, remote_errors.ServiceUnavailable):
+        console.print(f"{error}; trying again in {delay:g} s", highlight=False)
 
 
 def guarded(run: Callable[[], T]) -> T:
@@ -145,6 +148,19 @@ def guarded(run: Callable[[], T]) -> T:
 def fail(message: str) -> None:
     """One line on stderr, unwrapped whatever the terminal's width."""
     typer.echo("error: " + " ".join(message.split()), err=True)
+
+
+def usage_message(exc: typer.TyperException) -> str:
+    """click's message as the rest of a one-line error (``no such option: --foo``), and for
+    a usage error (it knows the command) where the command's help is."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    context = getattr(exc, "ctx", None)
+    if context is not None:
+        message += f" (see {context.command_path} --help)"
+    elif exc.exit_code == 2:  # a usage error raised before the command was known
+        message += " (see audiocache --help)"
+    return message
 
 
 def present(rows: list[dict[str, Any]], as_json: bool, *, title: str) -> None:

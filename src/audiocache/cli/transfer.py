@@ -1,7 +1,7 @@
 """``audiocache export``, ``import`` and ``takes upload``: on the data folder, or with
 ``--url``/``--key`` (``AUDIOCACHE_URL``/``AUDIOCACHE_KEY``) on a running server through
-its routes (``cli/transfer_remote.py``). Progress bars on stderr, a JSON summary on stdout,
-an error in one line and exit 1."""
+its routes through ``audiocache.client.Client`` (archives streamed both ways, never whole in
+memory). Progress bars on stderr, a JSON summary on stdout, an error in one line and exit 1."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from audiocache.cache.transfer.export import export_agent
 from audiocache.cache.transfer.importer import AgentFactory, ImportReport, Limits, import_archive
 from audiocache.cache.transfer.sources import FolderSource, Source, open_archive
 from audiocache.cache.transfer.takes import TakeLimits, TakeResult, read_mapping, upload_takes
-from audiocache.cli import transfer_remote as remote
 from audiocache.cli.common import (
     AccountOption,
     DataDir,
@@ -41,9 +40,12 @@ from audiocache.cli.common import (
     console,
     existing,
     guarded,
+    retry_note,
     settings_for,
     with_services,
 )
+from audiocache.client import Client
+from audiocache.client import ImportReport as RemoteImportReport
 from audiocache.errors import NotFound
 from audiocache.models import Agent
 from audiocache.services import Services
@@ -67,6 +69,16 @@ def _local(
     if not create:
         guarded(lambda: existing(settings))
     return with_services(settings, work)
+
+
+def _remote(url: str, key: str | None, work: Callable[[Client], T]) -> T:
+    """``work`` with a client of the server at ``url``, its errors told in one line."""
+
+    def run() -> T:
+        with Client(url, key, on_retry=retry_note) as client:
+            return work(client)
+
+    return guarded(run)
 
 
 async def _agent(services: Services, agent_id: str, account: str | None) -> Agent:
@@ -118,12 +130,7 @@ def export_command(
             progress.advance(task, n)
 
         if url:
-
-            def download() -> int:
-                with _written(file) as out:
-                    return remote.download_export(url, key, agent, out, advance)
-
-            size = guarded(download)
+            size = _remote(url, key, lambda client: client.export_to(agent, file, advance))
         else:
 
             async def work(services: Services) -> int:
@@ -163,12 +170,13 @@ def import_command(
     is there already is left unchanged). A damaged archive is refused whole."""
     if url:
         with _bytes_progress() as progress:
-            task = progress.add_task("uploading", total=file.stat().st_size)
-            data = guarded(
-                lambda: remote.upload(
-                    url, key, agent, "import", file, lambda n: progress.advance(task, n)
-                )
-            )
+
+            def upload(client: Client) -> dict[str, Any]:
+                task = progress.add_task("uploading", total=file.stat().st_size)
+                report = client.import_archive(agent, file, lambda n: progress.advance(task, n))
+                return _summary(report)
+
+            data = _remote(url, key, upload)
     else:
         data = _local(
             data_dir, lambda services: _import_locally(services, file, agent, account), create=True
@@ -185,6 +193,19 @@ def import_command(
     print(json.dumps({k: v for k, v in data.items() if k != "failures"}))
     if data["failed"]:
         raise typer.Exit(1)
+
+
+def _summary(report: RemoteImportReport) -> dict[str, Any]:
+    """The server's report in the shape (and key order) of a local import's."""
+    return {
+        "total": report.total,
+        "created": report.created,
+        "replaced": report.replaced,
+        "unchanged": report.unchanged,
+        "failed": report.failed,
+        "failures": report.failures,
+        "missingAudio": report.missing_audio,
+    }
 
 
 async def _import_locally(
@@ -256,8 +277,11 @@ def takes_upload(
 ) -> None:
     """Put studio takes on their transcripts' entries (created pinned if none matches)."""
     if url:
-        data = guarded(lambda: _upload_remotely(path, map_file, agent, voice, language, url, key))
-        results = data["results"]
+        results = _remote(
+            url,
+            key,
+            lambda client: _upload_remotely(client, path, map_file, agent, voice, language),
+        )
     else:
 
         async def work(services: Services) -> list[dict[str, Any]]:
@@ -313,19 +337,25 @@ def _source(path: Path) -> Iterator[Source]:
 
 
 def _upload_remotely(
+    client: Client,
     path: Path,
     map_file: Path | None,
     agent: str,
     voice: str | None,
     language: str | None,
-    url: str,
-    key: str | None,
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
     """An archive without a separate mapping goes as it is; a folder (or an archive with
     ``--map``) is packed into a temporary tar with the mapping beside the takes."""
-    params = {"voice": voice or "", "language": language or ""}
+
+    def send(archive: Path, mapping: str | None = None) -> list[dict[str, Any]]:
+        report = client.upload_takes(
+            agent, archive, voice=voice, language=language, mapping=mapping
+        )
+        return report.results
+
     if not path.is_dir() and map_file is None:
-        return remote.upload(url, key, agent, "takes", path, params=params)
+        return send(path)
+    mapping = f"_mapping/{map_file.name}" if map_file is not None else None
     with tempfile.TemporaryDirectory(prefix="audiocache-takes-") as folder:
         packed = Path(folder) / "takes.tar"
         with _source(path) as source, tarfile.open(packed, "w") as tar:
@@ -334,10 +364,9 @@ def _upload_remotely(
                     tar.add(source.root / name, arcname=name)  # streamed from disk
                 else:
                     _add(tar, name, source.read(name, _PACKED_FILE_BYTES))
-            if map_file is not None:
-                params["map"] = f"_mapping/{map_file.name}"
-                _add(tar, params["map"], map_file.read_bytes())
-        return remote.upload(url, key, agent, "takes", packed, params=params)
+            if map_file is not None and mapping is not None:
+                _add(tar, mapping, map_file.read_bytes())
+        return send(packed, mapping)
 
 
 _PACKED_FILE_BYTES = 1024**3  # a member repacked for the server (which has its own limit)

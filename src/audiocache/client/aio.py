@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import anyio
+import anyio.to_thread
 import httpx
 
 from audiocache.client import calls
@@ -40,6 +41,7 @@ from audiocache.client.models import (
 )
 from audiocache.client.retry import Attempts, transport_error
 from audiocache.client.sync import CHUNK_SIZE, PAGE_SIZE
+from audiocache.client.upload import OnChunk, Source
 
 T = TypeVar("T")
 
@@ -68,7 +70,11 @@ class AsyncClient(ClientBase):
             error: AudioCacheError | None
             try:
                 response = await self._http.request(
-                    call.method, call.path, **call.request_kwargs(), **call.async_body()
+                    call.method,
+                    call.path,
+                    **call.request_kwargs(),
+                    **call.async_body(),
+                    **self._timeout(call),
                 )
                 error = check(response, response.content)
             except httpx.TransportError as exc:
@@ -88,7 +94,11 @@ class AsyncClient(ClientBase):
         attempts = Attempts(self.retry, call.method, self.on_retry)
         while True:
             request = self._http.build_request(
-                call.method, call.path, **call.request_kwargs(), **call.async_body()
+                call.method,
+                call.path,
+                **call.request_kwargs(),
+                **call.async_body(),
+                **self._timeout(call),
             )
             try:
                 response = await self._http.send(request, stream=True)
@@ -168,7 +178,7 @@ class AsyncClient(ClientBase):
         entry_id: str | int,
         path: Path,
         output_format: str | None = None,
-        on_chunk: Any = None,
+        on_chunk: OnChunk | None = None,
     ) -> int:
         """Stream the audio into ``path`` (whole or not at all); returns the bytes written."""
         chunks = self.iter_download(agent, entry_id, output_format)
@@ -261,24 +271,31 @@ class AsyncClient(ClientBase):
             except httpx.TransportError as exc:
                 raise transport_error(exc, self.base_url) from exc
 
-    async def export_to(self, agent: str, path: Path, on_chunk: Any = None) -> int:
+    async def export_to(self, agent: str, path: Path, on_chunk: OnChunk | None = None) -> int:
         """Stream the agent's export archive into ``path`` (whole or not at all)."""
         return await _write_all(self.iter_export(agent), path, on_chunk)
 
-    async def import_archive(self, agent: str, archive: Audio) -> ImportReport:
-        """Restore an export archive (a path is streamed from disk) into the agent."""
-        return await self._run(calls.import_archive(agent, archive))
+    async def import_archive(
+        self, agent: str, archive: Source, on_chunk: OnChunk | None = None
+    ) -> ImportReport:
+        """Restore an export archive into the agent. A path or an open file is streamed in
+        chunks (never whole in memory), ``on_chunk(n)`` told each chunk's size."""
+        return await self._run(calls.import_archive(agent, archive, on_chunk))
 
     async def upload_takes(
         self,
         agent: str,
-        archive: Audio,
+        archive: Source,
         *,
         voice: str | None = None,
         language: str | None = None,
         mapping: str | None = None,
+        on_chunk: OnChunk | None = None,
     ) -> TakesReport:
-        return await self._run(calls.upload_takes(agent, archive, voice, language, mapping))
+        """Put a tar or zip of takes on their transcripts' entries (streamed like
+        ``import_archive``)."""
+        call = calls.upload_takes(agent, archive, voice, language, mapping, on_chunk)
+        return await self._run(call)
 
     async def audit_log(
         self,
@@ -378,8 +395,8 @@ class AsyncClient(ClientBase):
         return await self._run(calls.ready())
 
 
-async def _write_all(chunks: AsyncIterator[bytes], path: Path, on_chunk: Any) -> int:
-    """``chunks`` into ``path`` through a ``.part`` file renamed at the end."""
+async def _write_all(chunks: AsyncIterator[bytes], path: Path, on_chunk: OnChunk | None) -> int:
+    """``chunks`` into ``path`` through a ``.part`` file, fsynced and renamed at the end."""
     part = path.with_name(path.name + ".part")
     written = 0
     try:
@@ -389,6 +406,9 @@ async def _write_all(chunks: AsyncIterator[bytes], path: Path, on_chunk: Any) ->
                 written += len(chunk)
                 if on_chunk is not None:
                     on_chunk(len(chunk))
+            out.flush()
+            # On disk before the name says it is whole (off the loop: an fsync can wait).
+            await anyio.to_thread.run_sync(os.fsync, out.fileno())
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from audiocache.client.calls import Call
 from audiocache.client.errors import AudioCacheError, error_from_response
 from audiocache.client.retry import OnRetry, RetryPolicy
 
@@ -19,7 +20,10 @@ class ClientBase:
     ``account`` is the default account of the account-scoped calls (agents, voices).
     Idempotent calls (GET, HEAD, PUT, DELETE) are tried up to ``max_attempts`` times in
     ``max_retry_seconds`` on a failed connection or a 503 with Retry-After; ``on_retry`` is
-    told ``(attempt, error, delay)`` before each wait."""
+    told ``(attempt, error, delay)`` before each wait. ``timeout`` bounds connecting,
+    sending and waiting for an answer; an export's next bytes and the answer of an import
+    or takes upload (which comes once the server has verified and stored the whole archive,
+    as long as that takes) wait ``transfer_timeout`` instead (None: without a bound)."""
 
     def __init__(
         self,
@@ -32,6 +36,7 @@ class ClientBase:
         max_retry_seconds: float = 30.0,
         backoff_seconds: float = 0.25,
         on_retry: OnRetry | None = None,
+        transfer_timeout: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.account = account
@@ -42,6 +47,10 @@ class ClientBase:
             "timeout": timeout,
             "headers": {"User-Agent": USER_AGENT, **({"X-API-KEY": api_key} if api_key else {})},
         }
+        self._transfer_timeout = httpx.Timeout(timeout, read=transfer_timeout)
+
+    def _timeout(self, call: Call[Any]) -> dict[str, Any]:
+        return {"timeout": self._transfer_timeout} if call.slow else {}
 
     def _account(self, account: str | None) -> str:
         chosen = account or self.account

@@ -7,7 +7,7 @@ so the paths, bodies and parsing live here once.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -36,6 +36,7 @@ from audiocache.client.models import (
     WarmResult,
     Whoami,
 )
+from audiocache.client.upload import OnChunk, Source, Upload
 
 T = TypeVar("T")
 Audio = bytes | Path
@@ -55,10 +56,14 @@ class Call(Generic[T]):
     # An error answer this call turns into a value (a lookup's 404 NOT_CACHED is None).
     absent: type[Exception] | None = None
     # A body sent as it is read (an archive file is streamed, never read whole).
-    upload: Audio | None = None
+    upload: Upload | None = None
+    # Its answer comes once the server has worked through the whole archive (or its body
+    # is an archive produced as it goes): the client's transfer timeout, not its timeout.
+    slow: bool = False
 
     def request_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"params": self.params or None, "headers": self.headers}
+        headers = self.headers if self.upload is None else {**self.headers, **self.upload.headers()}
+        kwargs: dict[str, Any] = {"params": self.params or None, "headers": headers}
         if self.json is not None:
             kwargs["json"] = self.json
         if self.content is not None:
@@ -69,29 +74,10 @@ class Call(Generic[T]):
         return kwargs
 
     def sync_body(self) -> dict[str, Any]:
-        if isinstance(self.upload, Path):
-            return {"content": _file_chunks(self.upload)}
-        return {} if self.upload is None else {"content": self.upload}
+        return {} if self.upload is None else {"content": self.upload.chunks()}
 
     def async_body(self) -> dict[str, Any]:
-        if isinstance(self.upload, Path):
-            return {"content": _async_file_chunks(self.upload)}
-        return {} if self.upload is None else {"content": self.upload}
-
-
-UPLOAD_CHUNK = 1024 * 1024
-
-
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as source:
-        while chunk := source.read(UPLOAD_CHUNK):
-            yield chunk
-
-
-async def _async_file_chunks(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as source:  # a 1 MiB read from the page cache: fine on the loop
-        while chunk := source.read(UPLOAD_CHUNK):
-            yield chunk
+        return {} if self.upload is None else {"content": self.upload.achunks()}
 
 
 def _seg(value: str | int) -> str:
@@ -297,34 +283,39 @@ TAR = "application/x-tar"
 
 
 def export(agent: str) -> Call[bytes]:
-    return Call("GET", _cache(agent, "export"), _bytes)
+    return Call("GET", _cache(agent, "export"), _bytes, slow=True)
 
 
-def import_archive(agent: str, archive: Audio) -> Call[ImportReport]:
+def import_archive(
+    agent: str, archive: Source, on_chunk: OnChunk | None = None
+) -> Call[ImportReport]:
     return Call(
         "POST",
         _cache(agent, "import"),
         lambda r: ImportReport.from_wire(r.json()),
-        upload=archive,
+        upload=Upload(archive, on_chunk),
         headers={"Content-Type": TAR},
+        slow=True,
     )
 
 
 def upload_takes(
     agent: str,
-    archive: Audio,
+    archive: Source,
     voice: str | None = None,
     language: str | None = None,
     mapping: str | None = None,
+    on_chunk: OnChunk | None = None,
 ) -> Call[TakesReport]:
     given = {"voice": voice, "language": language, "map": mapping}
     return Call(
         "POST",
         _cache(agent, "takes"),
         lambda r: TakesReport.from_wire(r.json()),
-        params=[(k, v) for k, v in given.items() if v is not None],
-        upload=archive,
+        params=[(k, v) for k, v in given.items() if v],
+        upload=Upload(archive, on_chunk),
         headers={"Content-Type": TAR},
+        slow=True,
     )
 
 

@@ -39,6 +39,7 @@ from audiocache.client.models import (
     Whoami,
 )
 from audiocache.client.retry import Attempts, transport_error
+from audiocache.client.upload import OnChunk, Source
 
 T = TypeVar("T")
 PAGE_SIZE = 200  # the API's largest page
@@ -70,7 +71,11 @@ class Client(ClientBase):
             error: AudioCacheError | None
             try:
                 response = self._http.request(
-                    call.method, call.path, **call.request_kwargs(), **call.sync_body()
+                    call.method,
+                    call.path,
+                    **call.request_kwargs(),
+                    **call.sync_body(),
+                    **self._timeout(call),
                 )
                 error = check(response, response.content)
             except httpx.TransportError as exc:
@@ -90,7 +95,11 @@ class Client(ClientBase):
         attempts = Attempts(self.retry, call.method, self.on_retry)
         while True:
             request = self._http.build_request(
-                call.method, call.path, **call.request_kwargs(), **call.sync_body()
+                call.method,
+                call.path,
+                **call.request_kwargs(),
+                **call.sync_body(),
+                **self._timeout(call),
             )
             try:
                 response = self._http.send(request, stream=True)
@@ -167,7 +176,7 @@ class Client(ClientBase):
         entry_id: str | int,
         path: Path,
         output_format: str | None = None,
-        on_chunk: Any = None,
+        on_chunk: OnChunk | None = None,
     ) -> int:
         """Stream the audio into ``path`` (whole or not at all); returns the bytes written.
         ``on_chunk(n)`` is called with each chunk's size (a progress bar)."""
@@ -257,24 +266,31 @@ class Client(ClientBase):
             except httpx.TransportError as exc:
                 raise transport_error(exc, self.base_url) from exc
 
-    def export_to(self, agent: str, path: Path, on_chunk: Any = None) -> int:
+    def export_to(self, agent: str, path: Path, on_chunk: OnChunk | None = None) -> int:
         """Stream the agent's export archive into ``path`` (whole or not at all)."""
         return _write_all(self.iter_export(agent), path, on_chunk)
 
-    def import_archive(self, agent: str, archive: Audio) -> ImportReport:
-        """Restore an export archive (a path is streamed from disk) into the agent."""
-        return self._run(calls.import_archive(agent, archive))
+    def import_archive(
+        self, agent: str, archive: Source, on_chunk: OnChunk | None = None
+    ) -> ImportReport:
+        """Restore an export archive into the agent. A path or an open file is streamed in
+        chunks (never whole in memory), ``on_chunk(n)`` told each chunk's size."""
+        return self._run(calls.import_archive(agent, archive, on_chunk))
 
     def upload_takes(
         self,
         agent: str,
-        archive: Audio,
+        archive: Source,
         *,
         voice: str | None = None,
         language: str | None = None,
         mapping: str | None = None,
+        on_chunk: OnChunk | None = None,
     ) -> TakesReport:
-        return self._run(calls.upload_takes(agent, archive, voice, language, mapping))
+        """Put a tar or zip of takes on their transcripts' entries (streamed like
+        ``import_archive``)."""
+        call = calls.upload_takes(agent, archive, voice, language, mapping, on_chunk)
+        return self._run(call)
 
     def audit_log(
         self,
@@ -372,8 +388,8 @@ class Client(ClientBase):
         return self._run(calls.ready())
 
 
-def _write_all(chunks: Iterable[bytes], path: Path, on_chunk: Any) -> int:
-    """``chunks`` into ``path`` through a ``.part`` file renamed at the end."""
+def _write_all(chunks: Iterable[bytes], path: Path, on_chunk: OnChunk | None) -> int:
+    """``chunks`` into ``path`` through a ``.part`` file, fsynced and renamed at the end."""
     part = path.with_name(path.name + ".part")
     written = 0
     try:
@@ -383,6 +399,8 @@ def _write_all(chunks: Iterable[bytes], path: Path, on_chunk: Any) -> int:
                 written += len(chunk)
                 if on_chunk is not None:
                     on_chunk(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the name says it is whole
         os.replace(part, path)
     finally:
         part.unlink(missing_ok=True)

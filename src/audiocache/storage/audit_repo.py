@@ -73,6 +73,7 @@ def _condition(account_id: str, query: AuditQuery) -> sa.ColumnElement[bool]:
 
 def _row(event: AuditEvent) -> dict[str, object]:
     row = {k: v for k, v in asdict(event).items() if k != "id"}
+    row["entry_ids"] = ",".join(event.entry_ids) or None  # numeric ids: no comma in one
     for name, length in _LIMITS.items():  # ids come from paths: never longer than a column
         value = row.get(name)
         if isinstance(value, str) and length is not None and len(value) > length:
@@ -84,4 +85,6 @@ _FIELDS = {f.name for f in fields(AuditEvent)}
 
 
 def _event(row: Record) -> AuditEvent:
-    return AuditEvent(**{k: v for k, v in dict(row).items() if k in _FIELDS})
+    values = {k: v for k, v in dict(row).items() if k in _FIELDS}
+    values["entry_ids"] = tuple(values["entry_ids"].split(",")) if values["entry_ids"] else ()
+    return AuditEvent(**values)

@@ -299,6 +299,8 @@ audit_log = sa.Table(
     sa.Column("entry_id", sa.String(40), nullable=True),
     sa.Column("target_id", sa.String(128), nullable=True),  # a take or voice the path named
     sa.Column("address", sa.String(64), nullable=True),  # the connection's peer
+    # A bulk delete's removed entries, comma-separated: at most 20 ids of at most 19 digits.
+    sa.Column("entry_ids", sa.String(400), nullable=True),
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("correlation_id", sa.String(128), nullable=False),
     sa.Index("ix_audit_log_account_at", "account_id", "at"),
