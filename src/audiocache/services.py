@@ -122,6 +122,7 @@ def build_services(
         settings.resolved_database_url(),
         busy_timeout_seconds=settings.database_busy_timeout_seconds,
         read_threads=settings.database_read_threads,
+        write_attempts=settings.database_write_attempts,
     )
     blob_store = blobs or blob_store_for(settings)
     chosen = engines if engines is not None else default_engines(settings)
