@@ -59,6 +59,14 @@ class Settings(BaseSettings):
         "Writes take their locks in one order, so an abort is rare and a second attempt "
         "nearly always goes through; each waits a few jittered milliseconds more.",
     )
+    sweep_batch_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Queued blobs one sweep transaction checks and removes after a delete "
+        "(one query per referring table for the batch, not a transaction per blob); on "
+        "PostgreSQL each holds one advisory lock until the commit.",
+    )
     database_read_threads: int = Field(
         4,
         ge=1,

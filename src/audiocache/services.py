@@ -89,7 +89,7 @@ class Services:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
         longer valid, and start the hit flusher and the evictor."""
         await self.db.migrate()
-        swept = await sweep_pending(self.db, self.blobs)
+        swept = await sweep_pending(self.db, self.blobs, batch=self.settings.sweep_batch_size)
         if swept:
             log.info("swept %d blobs left queued by an earlier run", swept)
         await audit_stored_tuning(self.db)
@@ -152,6 +152,7 @@ def build_services(
         default_provider=settings.default_provider,
         default_voice=settings.default_voice,
         max_text_chars=settings.max_text_chars,
+        sweep_batch=settings.sweep_batch_size,
         leases=SynthesisLeases(
             LeaseRepository(db),
             LeaseTimings(
