@@ -51,6 +51,23 @@ class Settings(BaseSettings):
         "gives up (503; the runtime path then answers without storing). Writes hold the lock "
         "for milliseconds, so 30 s is only reached when something is stuck.",
     )
+    database_write_attempts: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="How many times a write transaction that PostgreSQL aborted as a "
+        "deadlock or serialization failure is run in all before the request gets a 503. "
+        "Writes take their locks in one order, so an abort is rare and a second attempt "
+        "nearly always goes through; each waits a few jittered milliseconds more.",
+    )
+    sweep_batch_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Queued blobs one sweep transaction checks and removes after a delete "
+        "(one query per referring table for the batch, not a transaction per blob); on "
+        "PostgreSQL each holds one advisory lock until the commit.",
+    )
     database_read_threads: int = Field(
         4,
         ge=1,

@@ -217,6 +217,14 @@ class StorageUnavailable(AudioCacheError):
     default_message = "Storage is unavailable"
 
 
+class StorageConflict(StorageUnavailable):
+    """The database aborted a transaction for another one's sake (PostgreSQL: a deadlock
+    or a serialization failure). ``Database.write_retrying`` runs it again a few times;
+    past those, a 503 like any unavailable storage."""
+
+    default_message = "The metadata database aborted a conflicting transaction"
+
+
 class StorageFull(StorageUnavailable):
     status = 507
     error_code = "STORAGE_FULL"

@@ -89,7 +89,7 @@ class Services:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
         longer valid, and start the hit flusher and the evictor."""
         await self.db.migrate()
-        swept = await sweep_pending(self.db, self.blobs)
+        swept = await sweep_pending(self.db, self.blobs, batch=self.settings.sweep_batch_size)
         if swept:
             log.info("swept %d blobs left queued by an earlier run", swept)
         await audit_stored_tuning(self.db)
@@ -122,6 +122,7 @@ def build_services(
         settings.resolved_database_url(),
         busy_timeout_seconds=settings.database_busy_timeout_seconds,
         read_threads=settings.database_read_threads,
+        write_attempts=settings.database_write_attempts,
     )
     blob_store = blobs or blob_store_for(settings)
     chosen = engines if engines is not None else default_engines(settings)
@@ -151,6 +152,7 @@ def build_services(
         default_provider=settings.default_provider,
         default_voice=settings.default_voice,
         max_text_chars=settings.max_text_chars,
+        sweep_batch=settings.sweep_batch_size,
         leases=SynthesisLeases(
             LeaseRepository(db),
             LeaseTimings(

@@ -414,3 +414,30 @@ async def test_kill_right_after_a_row_commit_that_reuses_a_swept_hash_leaves_no_
 
     report = await gc.check(svc.db, svc.blobs)
     assert report.rows_without_blob == [], "a committed row points at a swept blob"
+
+
+async def test_a_sweep_checks_its_queue_in_batches_not_blob_by_blob(
+    db: Database, fs_blobs: FilesystemBlobStore
+) -> None:
+    # 250 queued blobs, every third still referenced: 3 write transactions of 100 at most,
+    # not 250 (each one an fsync on SQLite: seconds for a 500-entry delete).
+    shas = [(await fs_blobs.put(sine_wav(0.01, freq=200.0 + n))).sha256 for n in range(250)]
+    kept = shas[::3]
+    for sha in kept:
+        await add_entry(db, sha)
+    await queue(db, *shas)
+    began: list[object] = []
+
+    def count(conn: object) -> None:
+        began.append(conn)
+
+    sa.event.listen(db.write_engine.sync_engine, "begin", count)
+    try:
+        removed = await gc.sweep_pending(db, fs_blobs, batch=100)
+    finally:
+        sa.event.remove(db.write_engine.sync_engine, "begin", count)
+    assert removed == 250 - len(kept)
+    reads = 1 if db.write_engine is db.engine else 0  # PostgreSQL's one engine: its read too
+    assert len(began) == 3 + reads
+    assert await queued(db) == set()
+    assert [sha for sha in shas if await fs_blobs.stat(sha) is not None] == kept

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from realservers import PostgresCluster
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audiocache.errors import StorageUnavailable
+from audiocache.errors import StorageConflict, StorageUnavailable
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
 from audiocache.storage.pending import queue_blob_deletes
@@ -107,6 +109,50 @@ async def test_blob_lock_makes_the_collector_wait_for_the_writer(db: Database) -
 
     await asyncio.gather(writer(), collector())
     assert order == ["writer commits", "collector checks"]
+
+
+async def _crossed_locks(db: Database) -> list[str]:
+    """Two transactions that lock two blobs in opposite orders, each waiting (on its first
+    attempt) until the other holds its first lock: a deadlock PostgreSQL must break."""
+    both_hold = asyncio.Barrier(2)
+    done: list[str] = []
+
+    def crossing(name: str, first: str, second: str) -> Callable[[AsyncConnection], Any]:
+        attempts = 0
+
+        async def work(conn: AsyncConnection) -> None:
+            nonlocal attempts
+            attempts += 1
+            await db.lock_blob(conn, first)
+            if attempts == 1:
+                await both_hold.wait()
+            await db.lock_blob(conn, second)
+            done.append(f"{name} after {attempts}")
+
+        return work
+
+    a, b = "1a" * 32, "2b" * 32
+    async with asyncio.timeout(30):
+        await asyncio.gather(
+            db.write_retrying(crossing("one", a, b)), db.write_retrying(crossing("two", b, a))
+        )
+    return done
+
+
+async def test_a_deadlocked_write_is_run_again(db: Database) -> None:
+    done = await _crossed_locks(db)
+    # PostgreSQL aborted one of the two; it ran again once the other had committed.
+    assert sorted(d.split()[-1] for d in done) == ["1", "2"], done
+
+
+async def test_a_deadlock_past_the_attempts_is_a_503(postgres_database: str) -> None:
+    db = Database(postgres_database, write_attempts=1)
+    try:
+        with pytest.raises(StorageConflict) as raised:
+            await _crossed_locks(db)
+        assert isinstance(raised.value, StorageUnavailable) and raised.value.retry_after
+    finally:
+        await db.close()
 
 
 async def test_a_restarted_server_is_503_meanwhile_and_recovers_by_itself() -> None:

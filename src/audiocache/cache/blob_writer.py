@@ -26,8 +26,11 @@ log = logging.getLogger("audiocache.cache")
 
 
 class BlobWriter:
-    def __init__(self, db: Database, entries: EntryRepository, blobs: BlobStore) -> None:
+    def __init__(
+        self, db: Database, entries: EntryRepository, blobs: BlobStore, *, sweep_batch: int = 100
+    ) -> None:
         self.db = db
+        self.sweep_batch = sweep_batch  # blobs per sweep transaction (gc.sweep_pending)
         self.entries = entries
         self.blobs = blobs
 
@@ -88,7 +91,7 @@ class BlobWriter:
     async def sweep(self, shas: list[str] | None) -> None:
         """Collect queued blobs (``shas`` only, or all); best effort: gc finishes any rest."""
         try:
-            await sweep_pending(self.db, self.blobs, only=shas)
+            await sweep_pending(self.db, self.blobs, only=shas, batch=self.sweep_batch)
         except Exception:
             # The queue keeps the hashes; the next sweep (start-up, gc) finishes the job.
             log.exception("blob sweep failed; left queued")

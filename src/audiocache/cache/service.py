@@ -84,9 +84,10 @@ class CacheService:
         degraded: StorageDegradation | None = None,
         leases: SynthesisLeases | None = None,
         metrics: Metrics | None = None,
+        sweep_batch: int = 100,
     ) -> None:
         self.db = db
-        self.writer = BlobWriter(db, entries, blobs)
+        self.writer = BlobWriter(db, entries, blobs, sweep_batch=sweep_batch)
         self.accounting = Accounting(hits.lookups, metrics or Metrics())
         self.leases = leases  # single flight across instances; None: this process only
         self.degraded = degraded or StorageDegradation()

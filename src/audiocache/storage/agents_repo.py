@@ -77,27 +77,33 @@ class AgentRepository:
 
     async def delete(self, agent_id: str) -> list[str]:
         """Remove the agent and its entries; returns the blob hashes queued for collection."""
-        async with self.db.write() as conn:
+
+        async def work(conn: AsyncConnection) -> list[str]:
             # The agent's row first (PostgreSQL; SQLite's write lock is the whole database):
             # an entry insert holds a key-share lock on it and then updates agent_usage, so
             # deleting agent_usage before the agent would deadlock with one under way.
             await conn.execute(
                 sa.select(agents.c.id).where(agents.c.id == agent_id).with_for_update()
             )
-            shas = list(
-                (
-                    await conn.execute(
-                        sa.select(entries.c.blob_sha256)
-                        .where(entries.c.agent_id == agent_id)
-                        .distinct()
-                    )
-                ).scalars()
-            )
+            # Then its entries, locked in id order as every writer locks them (dialects.py),
+            # not in whatever order the planner scans the delete by.
+            found = (
+                await conn.execute(
+                    sa.select(entries.c.blob_sha256)
+                    .where(entries.c.agent_id == agent_id)
+                    .order_by(entries.c.id)
+                    .with_for_update()
+                )
+            ).scalars()
+            shas = sorted(set(found))
             await conn.execute(entries.delete().where(entries.c.agent_id == agent_id))
-            shas += await drop_takes(conn, agent_id=agent_id)
+            shas += await drop_takes(conn, agent_id=agent_id, queue=False)
             await conn.execute(agent_usage.delete().where(agent_usage.c.agent_id == agent_id))
             await conn.execute(agents.delete().where(agents.c.id == agent_id))
             await queue_blob_deletes(conn, shas)
+            return shas
+
+        shas = await self.db.write_retrying(work)
         return shas
 
     async def duplicate(

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audiocache.errors import StorageUnavailable
+from audiocache.errors import StorageConflict, StorageUnavailable
 from audiocache.storage.dialects import dialect_for
 from audiocache.storage.records import Record
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
+log = logging.getLogger("audiocache.storage")
 
 
 def utcnow() -> datetime:
@@ -30,9 +35,15 @@ class Database:
     (``dialects.py``); everything else is the same on every database."""
 
     def __init__(
-        self, url: str, *, busy_timeout_seconds: float = 30.0, read_threads: int = 4
+        self,
+        url: str,
+        *,
+        busy_timeout_seconds: float = 30.0,
+        read_threads: int = 4,
+        write_attempts: int = 4,
     ) -> None:
         self.url = url
+        self.write_attempts = write_attempts  # of ``write_retrying``
         self.dialect = dialect_for(
             url, busy_timeout_seconds=busy_timeout_seconds, read_threads=read_threads
         )
@@ -94,6 +105,23 @@ class Database:
         with self.map_errors():
             async with self.write_engine.begin() as conn:
                 yield conn
+
+    async def write_retrying(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``work`` in a write transaction, run again from the start (at most
+        ``write_attempts`` times in all) if the database aborts it for a conflicting one
+        (``StorageConflict``: a PostgreSQL deadlock or serialization failure). ``work``
+        must be safe to re-run: anything it keeps outside the transaction starts afresh."""
+        for attempt in range(1, self.write_attempts + 1):
+            try:
+                async with self.write() as conn:
+                    return await work(conn)
+            except StorageConflict as exc:
+                if attempt >= self.write_attempts:
+                    raise
+                log.info("write transaction aborted (%s); attempt %d again", exc, attempt + 1)
+                # Jittered, so the two that collided do not meet again at once.
+                await asyncio.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")
 
     def insert(self, table: sa.Table) -> Any:
         """INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update`` (upserts)."""

@@ -10,6 +10,15 @@ Blob locks: a writer re-checks its blob inside the row's transaction, and the co
 checks references and unlinks inside its own; the two must not interleave. SQLite has one
 writer at a time, so its write transaction is the lock. PostgreSQL runs transactions side
 by side, so both take a transaction-scoped advisory lock on the blob's hash.
+
+Lock order (PostgreSQL; SQLite's one writer needs none): a write transaction takes its
+locks in this order, each kind in ascending key order, so no two wait for each other: the
+agent's row (an agent's delete, an evicting delete) → entry rows by id (a bulk delete
+locks them with ``SELECT … ORDER BY id FOR UPDATE``; hit flushes update in id order) →
+blob advisory locks by hash → the agent's usage counter → the pending-deletes queue's rows
+by hash (one ``queue_blob_deletes`` per transaction). What still conflicts (shared blobs
+across agents, a plan nobody foresaw) is aborted by PostgreSQL as a deadlock, translated to
+``StorageConflict`` here, and run again by ``Database.write_retrying``.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from audiocache.errors import StorageFull, StorageUnavailable
+from audiocache.errors import StorageConflict, StorageFull, StorageUnavailable
 from audiocache.storage.records import Record
 
 # Any constant will do; it only has to be the same in every instance of this program.
@@ -168,6 +177,9 @@ def _sqlite_engine(url: str, begin: str, busy_timeout_seconds: float) -> AsyncEn
 _PG_FULL = {"53100"}
 _PG_READ_ONLY = "25006"
 _PG_UNAVAILABLE = {"53000", "57P01", "57P02", "57P03"}
+# deadlock_detected, serialization_failure: the transaction was aborted for another's sake
+# and is safe to run again from its start (``Database.write_retrying``).
+_PG_CONFLICT = {"40P01", "40001"}
 
 
 class PostgresDialect:
@@ -231,6 +243,10 @@ def _pg_error(state: str | None, *, connection_lost: bool) -> StorageUnavailable
         return StorageFull("metadata database is full")
     if state == _PG_READ_ONLY:
         return StorageUnavailable("metadata database is read-only")
+    if state in _PG_CONFLICT:
+        conflict = StorageConflict(f"metadata database aborted a conflicting transaction ({state})")
+        conflict.retry_after = 1.0
+        return conflict
     if connection_lost or state in _PG_UNAVAILABLE or (state or "").startswith("08"):
         unavailable = StorageUnavailable("metadata database unavailable")
         unavailable.retry_after = 1.0

@@ -162,17 +162,21 @@ class EntryRepository:
         """
         row = _encode(values)
         row.setdefault("cached_at", utcnow())
+
+        async def work(conn: AsyncConnection) -> Record:
+            # The row as inserted, from the insert itself: read back after the commit,
+            # a concurrent delete could already have taken it.
+            result = await conn.execute(entries.insert().values(**row).returning(entries))
+            inserted: Record = result.one()._mapping
+            await self.db.lock_blob(conn, row["blob_sha256"])
+            if before_commit is not None:
+                await before_commit()
+            # Last: on PostgreSQL the counter row stays locked until the commit.
+            await add_usage(conn, inserted["agent_id"], 1, inserted["size_bytes"])
+            return inserted
+
         try:
-            async with self.db.write() as conn:
-                # The row as inserted, from the insert itself: read back after the commit,
-                # a concurrent delete could already have taken it.
-                result = await conn.execute(entries.insert().values(**row).returning(entries))
-                inserted = result.one()._mapping
-                await self.db.lock_blob(conn, row["blob_sha256"])
-                if before_commit is not None:
-                    await before_commit()
-                # Last: on PostgreSQL the counter row stays locked until the commit.
-                await add_usage(conn, inserted["agent_id"], 1, inserted["size_bytes"])
+            inserted = await self.db.write_retrying(work)
         except IntegrityError as exc:
             existing = await self.find_by_key(row["agent_id"], row["cache_key"])
             if existing is None:
@@ -194,40 +198,49 @@ class EntryRepository:
         transaction (takes_repo.py). Returns the entry and the blob hashes queued for the
         sweep. ``before_commit`` runs inside the write transaction, as for ``insert``."""
         row = _encode(values)
-        released: list[str] = []
-        try:
-            async with self.db.write() as conn:
-                # The row as stored now (the caller's copy may be stale); FOR UPDATE makes a
-                # concurrent replacement wait on PostgreSQL (SQLite has one writer anyway).
-                current = (
-                    await conn.execute(
-                        sa.select(entries)
-                        .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
-                        .with_for_update()
-                    )
-                ).first()
-                result = await conn.execute(
-                    entries.update()
+
+        async def work(conn: AsyncConnection) -> list[str]:
+            released: list[str] = []
+            # The row as stored now (the caller's copy may be stale); FOR UPDATE makes a
+            # concurrent replacement wait on PostgreSQL (SQLite has one writer anyway).
+            current = (
+                await conn.execute(
+                    sa.select(entries)
                     .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
-                    .values(**row)
+                    .with_for_update()
                 )
-                old_size = current.size_bytes if current is not None else None
-                if result.rowcount and old_size is not None and "size_bytes" in row:
-                    await add_usage(conn, entry.agent_id, 0, row["size_bytes"] - old_size)
-                if result.rowcount and current is not None and history is not None:
-                    # The take leaving keeps its blob referenced: lock it like a new one,
-                    # so a sweep checking it waits for this commit.
-                    await self.db.lock_blob(conn, current.blob_sha256)
-                    released += await push_take(conn, current._mapping, history, self.history_limit)
-                if result.rowcount and row.get("blob_sha256", entry.blob_sha256) != (
-                    entry.blob_sha256
-                ):
-                    await queue_blob_deletes(conn, [entry.blob_sha256])
-                    released.append(entry.blob_sha256)
-                if result.rowcount and "blob_sha256" in row:
-                    await self.db.lock_blob(conn, row["blob_sha256"])
-                if result.rowcount and before_commit is not None:
-                    await before_commit()
+            ).first()
+            result = await conn.execute(
+                entries.update()
+                .where(entries.c.id == entry.id, entries.c.agent_id == entry.agent_id)
+                .values(**row)
+            )
+            if not result.rowcount or current is None:
+                return released
+            # The blobs' locks before the usage counter, in hash order, as an insert takes
+            # its blob's lock before the counter: else an insert of the same audio and this
+            # replace each hold what the other waits for. The take leaving keeps its blob
+            # referenced, so it is locked like the new one (a sweep checking it waits).
+            blobs = {row["blob_sha256"]} if "blob_sha256" in row else set()
+            if history is not None:
+                blobs.add(current.blob_sha256)
+            for sha in sorted(blobs):
+                await self.db.lock_blob(conn, sha)
+            if "size_bytes" in row:
+                await add_usage(conn, entry.agent_id, 0, row["size_bytes"] - current.size_bytes)
+            if history is not None:
+                released += await push_take(
+                    conn, current._mapping, history, self.history_limit, queue=False
+                )
+            if row.get("blob_sha256", entry.blob_sha256) != entry.blob_sha256:
+                released.append(entry.blob_sha256)
+            await queue_blob_deletes(conn, released)  # once: the queue's rows in hash order
+            if before_commit is not None:
+                await before_commit()
+            return released
+
+        try:
+            released = await self.db.write_retrying(work)
         except IntegrityError as exc:
             raise Conflict(
                 "Another entry of this agent already caches that text with these settings"
@@ -269,26 +282,51 @@ class EntryRepository:
             condition = sa.and_(
                 condition, entries.c.pinned == sa.false(), entries.c.imported == sa.false()
             )
-        async with self.db.write() as conn:
-            # The rows this delete removed (a concurrent delete of the same id on PostgreSQL
-            # waits, then removes nothing): what the counters and the queue must follow.
+
+        async def work(conn: AsyncConnection) -> list[Any]:
+            if evicting:  # the agent's row before its entries, as an agent's delete does
+                await conn.execute(
+                    sa.select(agents.c.id)
+                    .where(agents.c.id == agent_id)
+                    .with_for_update(key_share=True)
+                )
+            # Rows locked in id order (PostgreSQL; hit flushes lock in it too), not in
+            # whatever index order the planner scans the delete by: two deletes, or a
+            # delete and a hit flush, never hold each other's next row. A concurrent delete
+            # of the same id waits here, then finds nothing.
+            locked = list(
+                (
+                    await conn.execute(
+                        sa.select(entries.c.id)
+                        .where(condition)
+                        .order_by(entries.c.id)
+                        .with_for_update()
+                    )
+                ).scalars()
+            )
+            if not locked:
+                return []
             gone = (
                 await conn.execute(
                     entries.delete()
-                    .where(condition)
+                    .where(entries.c.agent_id == agent_id, entries.c.id.in_(locked))
                     .returning(entries.c.id, entries.c.blob_sha256, entries.c.size_bytes)
                 )
             ).all()
             if gone:
                 await add_usage(conn, agent_id, -len(gone), -sum(r.size_bytes for r in gone))
-                await queue_blob_deletes(conn, [r.blob_sha256 for r in gone])
-                await drop_takes(conn, entry_ids=[r.id for r in gone])
+                shas = [r.blob_sha256 for r in gone]
+                shas += await drop_takes(conn, entry_ids=[r.id for r in gone], queue=False)
+                await queue_blob_deletes(conn, shas)  # once: the queue's rows in hash order
             if gone and evicting:
                 await conn.execute(
                     agents.update()
                     .where(agents.c.id == agent_id)
                     .values(evicted_total=agents.c.evicted_total + len(gone))
                 )
+            return list(gone)
+
+        gone = await self.db.write_retrying(work)
         return sorted(r.id for r in gone)
 
     async def add_hits(self, counts: Mapping[int, int], at: datetime) -> None:
@@ -299,10 +337,13 @@ class EntryRepository:
             .where(entries.c.id == sa.bindparam("entry_id"))
             .values(hit_count=entries.c.hit_count + sa.bindparam("n"), last_hit_at=at)
         )
-        async with self.db.write() as conn:
-            await conn.execute(
-                statement, [{"entry_id": k, "n": v} for k, v in sorted(counts.items())]
-            )
+        # In id order: the order every writer locks entry rows in (``dialects.py``).
+        params = [{"entry_id": k, "n": v} for k, v in sorted(counts.items())]
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(statement, params)
+
+        await self.db.write_retrying(work)
 
     async def record_request(
         self, agent_id: str, cache_key: str, window_seconds: int, n: int = 1

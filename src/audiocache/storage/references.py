@@ -20,24 +20,32 @@ _REFERENCES = (
 _PRIMARY = _REFERENCES[:3]
 
 
-async def drop_variants_of(conn: AsyncConnection, source_sha256: str) -> list[str]:
-    """A blob that is going takes its converted copies with it; returns their hashes,
-    queued for collection."""
+async def drop_variants_of(conn: AsyncConnection, *sources: str) -> list[str]:
+    """Blobs that are going take their converted copies with them; returns the copies'
+    hashes, queued for collection."""
+    if not sources:
+        return []
+    of_sources = audio_variants.c.source_sha256.in_(sorted(sources))
     variants = list(
-        (
-            await conn.execute(
-                sa.select(audio_variants.c.variant_sha256).where(
-                    audio_variants.c.source_sha256 == source_sha256
-                )
-            )
-        ).scalars()
+        (await conn.execute(sa.select(audio_variants.c.variant_sha256).where(of_sources))).scalars()
     )
     if variants:
-        await conn.execute(
-            audio_variants.delete().where(audio_variants.c.source_sha256 == source_sha256)
-        )
+        await conn.execute(audio_variants.delete().where(of_sources))
         await queue_blob_deletes(conn, variants)
     return variants
+
+
+async def referenced_among(conn: AsyncConnection, shas: list[str]) -> set[str]:
+    """Which of these blobs something refers to: one query per referring table (a sweep's
+    batch is checked at once, not blob by blob)."""
+    found: set[str] = set()
+    for _label, _id_column, blob_column in _REFERENCES:
+        rest = sorted(set(shas) - found)
+        if not rest:
+            break
+        query = sa.select(blob_column).where(blob_column.in_(rest)).distinct()
+        found.update((await conn.execute(query)).scalars())
+    return found
 
 
 async def is_referenced(conn: AsyncConnection, sha256: str) -> bool:

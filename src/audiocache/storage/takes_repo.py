@@ -53,11 +53,12 @@ class TakeNotFound(LookupError):
 
 
 async def push_take(
-    conn: AsyncConnection, current: Record, change: TakeChange, keep: int
+    conn: AsyncConnection, current: Record, change: TakeChange, keep: int, *, queue: bool = True
 ) -> list[str]:
     """Inside the entry's write transaction: the entry's current take (``current``, its row
     as locked) goes into the history, the take being restored leaves it, and the oldest
-    beyond ``keep`` are dropped. Returns the blob hashes queued for collection."""
+    beyond ``keep`` are dropped. Returns the blob hashes queued for collection (with
+    ``queue=False``, for the caller to queue with its own, as ``drop_takes``)."""
     entry_id = current["id"]
     if change.restoring is not None:
         gone = await conn.execute(
@@ -92,16 +93,22 @@ async def push_take(
             )
         ).scalars()
     )
-    await queue_blob_deletes(conn, dropped)
+    if queue:
+        await queue_blob_deletes(conn, dropped)
     return dropped
 
 
 async def drop_takes(
-    conn: AsyncConnection, *, entry_ids: Iterable[int] = (), agent_id: str | None = None
+    conn: AsyncConnection,
+    *,
+    entry_ids: Iterable[int] = (),
+    agent_id: str | None = None,
+    queue: bool = True,
 ) -> list[str]:
     """Delete the takes of these entries (or of the whole agent) and queue their blobs; run
     after the entries' own delete, in its transaction, so a take pushed by a replace that
-    committed first is seen and goes too."""
+    committed first is seen and goes too. ``queue=False``: the caller queues the returned
+    hashes with its own, in one call (the queue's rows are then locked in one order)."""
     condition: sa.ColumnElement[bool]
     if agent_id is not None:
         condition = takes.c.agent_id == agent_id
@@ -115,7 +122,8 @@ async def drop_takes(
             await conn.execute(takes.delete().where(condition).returning(takes.c.blob_sha256))
         ).scalars()
     )
-    await queue_blob_deletes(conn, shas)
+    if queue:
+        await queue_blob_deletes(conn, shas)
     return shas
 
 
