@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -417,13 +417,25 @@ class Settings(BaseSettings):
         description="Blob bytes the hot path keeps in memory (least recently used dropped "
         "first; a blob over a sixteenth of this is always read from storage). 0: none.",
     )
-    offload: Literal["off", "x-accel-redirect"] = Field(
+    offload: Literal["off", "x-accel-redirect", "s3-presigned"] = Field(
         "off",
         description="x-accel-redirect: an authorized download or runtime-path hit of a blob "
         "in the local blob folder is answered with its headers and an X-Accel-Redirect to "
         "offload_location, and nginx sends the file (sendfile, its own byte ranges); see "
         "deploy/nginx-offload.conf. Only behind such an nginx: a client reaching the "
-        "service directly gets an empty body.",
+        "service directly gets an empty body. s3-presigned (only with an s3:// blob_url and "
+        "its access keys): an authorized download of a stored blob is answered 307 with "
+        "Location a presigned S3 GET of it, valid offload_presign_seconds, and the client "
+        "fetches the bytes from S3 (runtime-path POST hits still send the bytes); see "
+        "docs/deploy.md. The URL is a bearer token for its lifetime.",
+    )
+    offload_presign_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="How long a presigned download URL of offload=s3-presigned stays valid "
+        "(seconds): long enough for a client to follow the redirect, short because anyone "
+        "holding the URL can fetch the audio until then.",
     )
     offload_location: str = Field(
         "/_audiocache_blobs/",
@@ -492,6 +504,25 @@ class Settings(BaseSettings):
     )
     workers: int = Field(1, ge=1, description="Number of server worker processes.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @model_validator(mode="after")
+    def _offload_fits_the_blob_store(self) -> Settings:
+        """Refused at start-up, not at the first download: a presigned redirect needs the
+        blobs in S3 and the keys to sign with."""
+        if self.offload != "s3-presigned":
+            return self
+        if not (self.blob_url or "").startswith("s3://"):
+            raise ValueError(
+                "AUDIOCACHE_OFFLOAD=s3-presigned redirects downloads to the S3 blob store, but "
+                "the blobs are in a local folder (AUDIOCACHE_BLOB_URL is not s3://...); behind "
+                "nginx use AUDIOCACHE_OFFLOAD=x-accel-redirect instead"
+            )
+        if not (self.s3_access_key_id and self.s3_secret_access_key):
+            raise ValueError(
+                "AUDIOCACHE_OFFLOAD=s3-presigned signs the download URLs with "
+                "AUDIOCACHE_S3_ACCESS_KEY_ID and AUDIOCACHE_S3_SECRET_ACCESS_KEY: set both"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:
