@@ -72,9 +72,6 @@ class BlobStore(Protocol):
 class Presigning(Protocol):
     """A blob store that can hand out a credential-free GET URL of a blob (S3's)."""
 
-    @property
-    def can_presign(self) -> bool: ...
-
     def presigned_get(
         self, sha256: str, expires_seconds: int, overrides: Mapping[str, str] | None = None
     ) -> str: ...

@@ -110,12 +110,6 @@ class S3BlobStore:
     def local_path(self, sha256: str) -> Path | None:
         return None
 
-    @property
-    def can_presign(self) -> bool:
-        """Whether ``presigned_get`` can sign: it needs the keys themselves (credentials
-        obstore would find elsewhere, e.g. instance metadata, are not at hand here)."""
-        return bool(self.location.access_key_id and self.location.secret_access_key)
-
     def presigned_get(
         self, sha256: str, expires_seconds: int, overrides: Mapping[str, str] | None = None
     ) -> str:
@@ -123,9 +117,8 @@ class S3BlobStore:
         as this store's own requests; ``overrides`` are S3's ``response-*`` parameters (the
         headers S3 answers with, e.g. ``response-content-type``). No request is sent."""
         location = self.location
-        if not self.can_presign:
+        if location.access_key_id is None or location.secret_access_key is None:
             raise ValueError("presigning needs the S3 access key id and secret access key")
-        assert location.access_key_id is not None and location.secret_access_key is not None
         endpoint = location.endpoint or f"https://s3.{location.region}.amazonaws.com"
         return presign_get(
             endpoint=endpoint,
