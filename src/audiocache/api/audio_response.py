@@ -371,8 +371,8 @@ class BlobResponse(Response):
 
     async def _send_presigned(self, scope: Scope, send: Send, range_header: str | None) -> None:
         """307 to the object's presigned URL, signed now; the client sends its Range to S3
-        (RFC 9110's too). As with X-Accel, a range nothing satisfies is answered here; HEAD
-        (a URL signs one method) and If-Range (S3's ETag is not ours) are answered here."""
+        (RFC 9110's too). As with X-Accel, a range nothing satisfies is answered here. HEAD
+        (a URL signs one method) and If-Range (S3's ETag is not ours) never come here."""
         assert self.location is not None
         if range_header:
             try:
