@@ -13,11 +13,12 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 WORKER_SETTINGS_ENV = "AUDIOCACHE_WORKER_SETTINGS_JSON"
+_S3_NEEDED = ("blob_url", "s3_access_key_id", "s3_secret_access_key")
 
 
 def default_data_dir() -> Path:
@@ -442,13 +443,22 @@ class Settings(BaseSettings):
         description="Blob bytes the hot path keeps in memory (least recently used dropped "
         "first; a blob over a sixteenth of this is always read from storage). 0: none.",
     )
-    offload: Literal["off", "x-accel-redirect"] = Field(
+    offload: Literal["off", "x-accel-redirect", "s3-presigned"] = Field(
         "off",
         description="x-accel-redirect: an authorized download or runtime-path hit of a blob "
         "in the local blob folder is answered with its headers and an X-Accel-Redirect to "
         "offload_location, and nginx sends the file (sendfile, its own byte ranges); see "
         "deploy/nginx-offload.conf. Only behind such an nginx: a client reaching the "
-        "service directly gets an empty body.",
+        "service directly gets an empty body. s3-presigned (s3:// blob_url only): an "
+        "authorized download is a 307 to a presigned S3 GET valid offload_presign_seconds "
+        "(runtime-path hits still get the bytes); see docs/deploy.md.",
+    )
+    offload_presign_seconds: int = Field(
+        60,
+        ge=1,
+        le=3600,
+        description="How long a presigned URL of offload=s3-presigned is valid (seconds): long "
+        "enough to follow the redirect, short because whoever holds the URL can fetch the audio.",
     )
     offload_location: str = Field(
         "/_audiocache_blobs/",
@@ -527,6 +537,21 @@ class Settings(BaseSettings):
     )
     workers: int = Field(1, ge=1, description="Number of server worker processes.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("offload")
+    @classmethod
+    def _offload_fits_the_blob_store(cls, offload: str, info: ValidationInfo) -> str:
+        """Refused at start-up (a field's check: its error shows no other value, a secret)."""
+        blob_url, key, secret = (info.data.get(f) for f in _S3_NEEDED)
+        s3 = (blob_url or "").startswith("s3://")
+        if offload == "s3-presigned" and not (s3 and key and secret):
+            where = "the S3 access keys are not set" if s3 else "AUDIOCACHE_BLOB_URL is not s3://"
+            raise ValueError(
+                "AUDIOCACHE_OFFLOAD=s3-presigned needs AUDIOCACHE_BLOB_URL=s3://... and "
+                f"AUDIOCACHE_S3_ACCESS_KEY_ID/_SECRET_ACCESS_KEY, but {where} (with a local "
+                "blob folder behind nginx, use AUDIOCACHE_OFFLOAD=x-accel-redirect)"
+            )
+        return offload
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -28,7 +28,7 @@ from audiocache.metrics import Metrics
 from audiocache.models import AdmissionPolicy, InstallationLimits, Limits, Ttl
 from audiocache.storage.agents_repo import AgentRepository
 from audiocache.storage.audit_repo import AuditRepository
-from audiocache.storage.blobs.base import BlobStore
+from audiocache.storage.blobs.base import BlobStore, Presigning
 from audiocache.storage.blobs.fs import FilesystemBlobStore
 from audiocache.storage.db import Database
 from audiocache.storage.entries_repo import EntryRepository
@@ -125,6 +125,7 @@ def build_services(
         write_attempts=settings.database_write_attempts,
     )
     blob_store = blobs or blob_store_for(settings)
+    check_offload(settings, blob_store)
     chosen = engines if engines is not None else default_engines(settings)
     metrics = Metrics()
     registry = EngineRegistry([pooled(e, engine_budget(settings, e), metrics) for e in chosen])
@@ -253,6 +254,13 @@ def blob_store_for(settings: Settings) -> BlobStore:
             timeout_seconds=settings.s3_timeout_seconds,
         )
     )
+
+
+def check_offload(settings: Settings, blobs: BlobStore) -> None:
+    """The settings refuse s3-presigned without an s3:// blob URL and keys; a store handed
+    in (tests, embedding) is held to the same."""
+    if settings.offload == "s3-presigned" and not isinstance(blobs, Presigning):
+        raise ValueError("AUDIOCACHE_OFFLOAD=s3-presigned needs an S3 blob store")
 
 
 def engine_budget(settings: Settings, engine: Engine) -> Budget:

@@ -10,6 +10,7 @@ from audiocache.api.audio_response import BlobResponse, audio_response, offload_
 from audiocache.api.deps import RouteSpec, ServicesDep, caller
 from audiocache.api.docs import AUDIO_WAV, errors, json_body
 from audiocache.api.observe import note_for_audit
+from audiocache.api.presign import presigner_of
 from audiocache.api.requests import parse_json, parse_json_text, sanitize_filename
 from audiocache.api.schemas import (
     AudioCacheEntry,
@@ -117,6 +118,10 @@ async def delete_entry(
     responses={
         200: {"description": "The WAV audio", "content": AUDIO_WAV},
         206: {"description": "Part of the WAV audio (Range)", "content": AUDIO_WAV},
+        307: {
+            "description": "Only with AUDIOCACHE_OFFLOAD=s3-presigned: Location is a presigned "
+            "S3 URL of the audio, valid for AUDIOCACHE_OFFLOAD_PRESIGN_SECONDS"
+        },
         **errors(400, 401, 403, 404, 416, 503),
     },
 )
@@ -159,7 +164,10 @@ async def file_response(
         try:
             audio = await services.variants.stored(entry.blob_sha256, entry.size_bytes, fmt)
             offload = offload_of(services.settings)
-            return await audio_response(services.blobs, audio, filename=filename, offload=offload)
+            presigner = presigner_of(services.settings, services.blobs)
+            return await audio_response(
+                services.blobs, audio, filename=filename, offload=offload, presigner=presigner
+            )
         except StorageUnavailable:
             # A delete or replace that committed after the lookup may have collected the
             # blob: then it is a 404 (or the new audio), not a lost-audio 503.

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from audiocache.api.errors import correlation_id, envelope_bytes
+from audiocache.api.presign import Location, Presigner
 from audiocache.cache.variants import StoredAudio
 from audiocache.config import Settings
 from audiocache.errors import RangeNotSatisfiable, StorageUnavailable
@@ -25,6 +26,7 @@ from audiocache.storage.blobs.base import CHUNK, BlobStore
 MAX_RANGES = 20
 OFFLOAD_HEADER = b"x-accel-redirect"
 _SET_BY_NGINX = (b"content-length", b"accept-ranges")
+CACHE_CONTROL = "private, no-cache"
 Opener = Callable[[int, int], AsyncIterator[bytes]]
 
 
@@ -86,6 +88,7 @@ async def blob_response(
     filename: str | None = None,
     extra_headers: dict[str, str] | None = None,
     offload: str | None = None,
+    presigner: Presigner | None = None,
 ) -> BlobResponse:
     """A response for a stored blob, opened before any header goes out: a lost blob is a 503
     in the envelope, not a 200 that breaks off. Opening is the read itself (on S3 one GET,
@@ -94,7 +97,9 @@ async def blob_response(
 
     With ``offload`` (a location prefix) a blob in the local folder is left to nginx to send
     (``deploy/nginx-offload.conf``): the folder's layout ``<sha[:2]>/<sha>`` under that
-    location; then only its presence is checked."""
+    location; then only its presence is checked. With ``presigner`` (S3) a GET is answered
+    307 to a presigned URL of the object (``api/presign.py``), also once its presence is
+    checked (a HEAD): a lost blob stays audiocache's 503, not S3's 404."""
     missing = StorageUnavailable(
         "The audio is missing from storage; `audiocache check` lists what is affected"
     )
@@ -103,8 +108,15 @@ async def blob_response(
         if offload is not None and blobs.local_path(sha256) is not None
         else None
     )
+    location = (
+        presigner.location(
+            sha256, media_type, CACHE_CONTROL, content_disposition(filename) if filename else None
+        )
+        if presigner is not None
+        else None
+    )
     opened: tuple[bytes, AsyncIterator[bytes]] | None = None
-    if redirect is not None:
+    if redirect is not None or location is not None:
         if await blobs.stat(sha256) is None:
             raise missing
     else:
@@ -122,6 +134,7 @@ async def blob_response(
         extra_headers=extra_headers,
         blob=sha256,
         redirect=redirect,
+        location=location,
         opened=opened,
     )
 
@@ -133,6 +146,7 @@ async def audio_response(
     filename: str | None = None,
     extra_headers: dict[str, str] | None = None,
     offload: str | None = None,
+    presigner: Presigner | None = None,
 ) -> BlobResponse:
     """A stored blob, or a conversion storage could not keep (served from memory, with the
     same ETag, ranges and headers it would have had once stored)."""
@@ -145,6 +159,7 @@ async def audio_response(
             filename=filename,
             extra_headers=extra_headers,
             offload=offload,
+            presigner=presigner,
         )
     data = audio.data
     return BlobResponse(
@@ -183,6 +198,7 @@ class BlobResponse(Response):
         blob: str | None = None,
         data: bytes | None = None,
         redirect: str | None = None,
+        location: Location | None = None,
         opened: tuple[bytes, AsyncIterator[bytes]] | None = None,
     ) -> None:
         self.open = open
@@ -191,6 +207,8 @@ class BlobResponse(Response):
         # requests (a memo'd response answers many) read anew through ``open``.
         self.opened = opened
         self.redirect = redirect  # X-Accel-Redirect target: nginx sends the bytes
+        # signs a presigned S3 URL per request (a memo'd response outlives any one URL)
+        self.location = location
         self.blob = blob  # the stored blob served, if it is one (not a conversion in memory)
         self.data = data  # the whole body, when it is in memory
         self.size = size
@@ -236,6 +254,7 @@ class BlobResponse(Response):
             extra_headers=self.extra_headers,
             blob=self.blob,
             redirect=self.redirect,
+            location=self.location,
             opened=(first, chunks),
         )
 
@@ -268,7 +287,13 @@ class BlobResponse(Response):
             blob=self.blob,
             data=data,
             redirect=self.redirect,
+            location=self.location,
         )
+
+    @property
+    def offloaded(self) -> bool:
+        """Whether a GET of it is answered without its bytes (nginx or S3 sends them)."""
+        return self.redirect is not None or self.location is not None
 
     def _header_map(self, length: int, content_type: str) -> dict[str, str]:
         headers = {
@@ -276,7 +301,7 @@ class BlobResponse(Response):
             "content-length": str(length),
             "accept-ranges": "bytes",
             "etag": self.etag,
-            "cache-control": "private, no-cache",
+            "cache-control": CACHE_CONTROL,
             **self.extra_headers,
         }
         if self.filename:
@@ -321,6 +346,9 @@ class BlobResponse(Response):
         if self.redirect is not None and if_range is None:
             await self._send_offloaded(scope, send, range_header)
             return
+        if self.location is not None and if_range is None and not head_only:
+            await self._send_presigned(scope, send, range_header)
+            return
         ranges = None
         if range_header and (if_range is None or if_range.strip() == self.etag):
             try:
@@ -346,6 +374,27 @@ class BlobResponse(Response):
                 await self._send_416(scope, send, exc)
                 return
         await send({"type": "http.response.start", "status": 200, "headers": self._offloaded})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _send_presigned(self, scope: Scope, send: Send, range_header: str | None) -> None:
+        """307 to the object's presigned URL, signed now; the client sends its Range to S3
+        (RFC 9110's too). As with X-Accel, a range nothing satisfies is answered here. HEAD
+        (a URL signs one method) and If-Range (S3's ETag is not ours) never come here."""
+        assert self.location is not None
+        if range_header:
+            try:
+                parse_ranges(range_header, self.size)
+            except RangeNotSatisfiable as exc:
+                await self._send_416(scope, send, exc)
+                return
+        headers = [
+            (b"location", self.location().encode("latin-1")),
+            (b"content-length", b"0"),
+            # the URL is a credential: no cache keeps it past this response
+            (b"cache-control", b"no-store"),
+            *((k.encode(), v.encode("latin-1")) for k, v in self.extra_headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": 307, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
     def _matches(self, header: str) -> bool:

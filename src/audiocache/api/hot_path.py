@@ -15,9 +15,10 @@ memory, are kept in the memo (``cache/memo.py``), emptied by any commit on any i
 before the next request uses it. A memo'd hit is counted as a hit exactly as
 ``CacheService.speak`` counts it. A memo'd response whose bytes are in memory is sent
 without asking storage (they are the blob's bytes: it is content-addressed); one that
-reads from storage or redirects to nginx checks first that the blob is still there. A blob
-lost from storage by hand is so found out at the next commit (the hit counts of the next
-flush are one), when the long way answers it as always (503, or synthesized again).
+reads from storage or redirects (to nginx, or to a presigned S3 URL, signed anew for each
+request) checks first that the blob is still there. A blob lost from storage by hand is so
+found out at the next commit (the hit counts of the next flush are one), when the long way
+answers it as always (503, or synthesized again).
 Any other request, or a download with a query string (whose parameters FastAPI
 validates), goes to the full app unchanged.
 """
@@ -251,12 +252,13 @@ class HotPath:
     async def _servable(self, memo_key: object, response: BlobResponse) -> BlobResponse | None:
         """A memo'd response made ready to serve: one with its bytes in memory as it is; one
         that reads from storage (too large for memory) opened anew now, before any header;
-        one that redirects to nginx checked to still have its blob. If the blob was lost (no
+        one that redirects (to nginx, or to S3 with a URL signed as it is sent) checked to
+        still have its blob. If the blob was lost (no
         commit says so) it is None and the request goes the long way, which answers it as it
         always has (503, or synthesized again in place)."""
         if response.blob is None or response.data is not None:
             return response
-        if response.redirect is None:
+        if not response.offloaded:
             opened = await response.reopened()
             if opened is not None:
                 return opened
@@ -269,7 +271,7 @@ class HotPath:
     async def _with_bytes(self, response: BlobResponse) -> BlobResponse:
         """The response with its blob's bytes from memory, if the memo may hold them."""
         blobs = self.memo.blobs
-        if response.data is not None or response.blob is None or response.redirect is not None:
+        if response.data is not None or response.blob is None or response.offloaded:
             return response
         if not blobs.fits(response.size):
             return response

@@ -34,7 +34,8 @@ DESCRIPTIONS: dict[str, str] = {
     "downloadAudioCacheFile": "The entry's audio: as stored (`wav`) or converted to "
     "`output_format` (a converted copy is made once and served like any file afterwards). "
     "ETag, byte ranges (single, multiple, suffix, `If-Range`), `If-None-Match` → 304. "
-    "Does not count as a hit. " + _READ,
+    "Does not count as a hit. A server run with `AUDIOCACHE_OFFLOAD=s3-presigned` answers a GET "
+    "307 to a short-lived presigned S3 URL instead (follow redirects). " + _READ,
     "headAudioCacheFile": "The download's headers (Content-Length, ETag, Content-Type) "
     "without the audio. " + _READ,
     "replaceAudioCacheFile": "Replaces the entry's audio with the raw WAV of the body (at most "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -66,3 +66,12 @@ class BlobStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Presigning(Protocol):
+    """A blob store that can hand out a credential-free GET URL of a blob (S3's)."""
+
+    def presigned_get(
+        self, sha256: str, expires_seconds: int, overrides: Mapping[str, str] | None = None
+    ) -> str: ...

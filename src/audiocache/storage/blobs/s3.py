@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 from audiocache.errors import StorageFull, StorageUnavailable
 from audiocache.storage.blobs.base import CHUNK, BlobInfo, StoredBlob, is_sha256, sha256_hex
+from audiocache.storage.blobs.presign import presign_get
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,26 @@ class S3BlobStore:
 
     def local_path(self, sha256: str) -> Path | None:
         return None
+
+    def presigned_get(
+        self, sha256: str, expires_seconds: int, overrides: Mapping[str, str] | None = None
+    ) -> str:
+        """A URL that GETs the blob without credentials for ``expires_seconds``, path style
+        as this store's own requests; ``overrides`` are S3's ``response-*`` parameters (the
+        headers S3 answers with, e.g. ``response-content-type``). No request is sent."""
+        location = self.location
+        if location.access_key_id is None or location.secret_access_key is None:
+            raise ValueError("presigning needs the S3 access key id and secret access key")
+        endpoint = location.endpoint or f"https://s3.{location.region}.amazonaws.com"
+        return presign_get(
+            endpoint=endpoint,
+            path=f"/{location.bucket}/{self._key(sha256)}",
+            region=location.region,
+            access_key_id=location.access_key_id,
+            secret_access_key=location.secret_access_key,
+            expires_seconds=expires_seconds,
+            query=overrides,
+        )
 
     async def put(self, data: bytes) -> BlobInfo:
         sha = sha256_hex(data)
