@@ -5,7 +5,7 @@ with N entries (default 100,000) bulk-inserted with varied last hits and hit cou
 one blob in the local folder, and its usage counters. Then, for lru, lfu and a TTL, over
 ``--runs`` runs: the time to choose a batch (``EvictionRepository.usage`` + ``candidates``,
 what the evictor does before deleting) and the time to delete it
-(``CacheService.delete_entries``: rows, counters, queue, sweep); and for comparison the
+(``Curation.delete_entries``: rows, counters, queue, sweep); and for comparison the
 previous choice, one ORDER BY over every evictable row of the agent (a scan and a sort).
 
 PostgreSQL is a throwaway cluster of tests/realservers.py.
@@ -108,7 +108,7 @@ async def bench(settings: Settings, count: int, batch: int, runs: int) -> dict[s
                 await repo.usage(agent_id)
                 found = await repo.candidates(agent_id, limits, now, batch)
                 t1 = time.perf_counter()
-                deleted = await services.cache.delete_entries(
+                deleted = await services.curation.delete_entries(
                     agent_id, [c.id for c in found], evicting=True
                 )
                 t2 = time.perf_counter()

@@ -10,7 +10,7 @@ import pytest
 import audiocache
 
 PACKAGE = Path(audiocache.__file__).parent
-DOMAIN = ["cache", "storage", "audio", "tts", "models.py", "errors.py", "auth.py", "config.py"]
+DOMAIN = ["cache", "storage", "audio", "tts", "models.py", "errors.py", "auth.py", "config"]
 WEB = ("fastapi", "starlette")
 
 
