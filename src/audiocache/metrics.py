@@ -105,6 +105,7 @@ class Metrics:
         # Label children looked up once: the hot path pays a dict lookup, not labels().
         self._request_children: dict[tuple[str, int], Any] = {}
         self._lookup_children: dict[tuple[str, bool], Any] = {}
+        self._saved_children: dict[str, Any] = {}
 
     # -- what the app and the domain call -------------------------------------------------
 
@@ -126,7 +127,10 @@ class Metrics:
             )
         child.inc()
         if hit:
-            self.characters_saved.labels(provider).inc(characters)
+            saved = self._saved_children.get(provider)
+            if saved is None:
+                saved = self._saved_children[provider] = self.characters_saved.labels(provider)
+            saved.inc(characters)
 
     def synthesized(self, provider: str, characters: int, seconds: float) -> None:
         self.characters_synthesized.labels(provider).inc(characters)

@@ -28,13 +28,26 @@ class LookupCounter:
     clock: Callable[[], datetime] = utcnow
     timer: Callable[[], float] = time.perf_counter
     _pending: dict[Key, Counts] = field(default_factory=dict)
+    _hour: tuple[float, datetime] = (0.0, datetime.min)  # the real clock's: (until, hour)
 
     def _counts(self, agent_id: str, provider: str) -> Counts:
-        key = (agent_id, hour_of(self.clock()), provider)
+        key = (agent_id, self._current_hour(), provider)
         counts = self._pending.get(key)
         if counts is None:
             counts = self._pending[key] = Counts()
         return counts
+
+    def _current_hour(self) -> datetime:
+        """The clock's hour; the real clock's worked out once an hour, not per lookup (UTC
+        hours begin on whole multiples of 3,600 epoch seconds)."""
+        if self.clock is not utcnow:
+            return hour_of(self.clock())
+        now = time.time()
+        until, hour = self._hour
+        if now >= until:
+            hour = hour_of(self.clock())
+            self._hour = ((now // 3600 + 1) * 3600, hour)
+        return hour
 
     def lookup(self, agent_id: str, provider: str, characters: int, hit: bool) -> None:
         counts = self._counts(agent_id, provider)
