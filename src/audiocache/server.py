@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httptools
 import uvicorn
@@ -99,7 +99,7 @@ class EdgeProtocol(HttpToolsProtocol):
         # A request the lane may answer, held (no task started) until its body is in
         self._held: tuple[LaneRoute, bytearray] | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
-        self._sock: Any = None  # the connection's socket, for sendfile (False: none)
+        self._sock: socket.socket | Literal[False] | None = None  # for the lane (False: none)
 
     # -- the head timer -------------------------------------------------------------------
 
@@ -110,6 +110,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         self._cancel_hold_timer()
+        self._close_socket()
         self._held = None
         if self._linger is not None:
             self._linger.cancel()
@@ -262,41 +263,47 @@ class EdgeProtocol(HttpToolsProtocol):
         return True
 
     def _send(self, answer: LaneAnswer) -> None:
-        """Head, then body: with ``sendfile`` from the blob's file when nothing is queued on
-        the transport (so the bytes go out in order), else (or for what sendfile could not
-        place in the socket) as bytes through the transport."""
+        """Head, then body. With nothing queued on the transport (so the bytes go out in
+        order): the head with MSG_MORE, so it waits in the socket for the body (one segment
+        train, one wake-up of the client: nginx's tcp_nopush), then the body by ``sendfile``
+        from the blob's file; whatever the socket did not take goes through the transport."""
         transport = self.transport
-        body = answer.body
-        if answer.file is None or not body:
-            transport.writelines((answer.head, body))
+        head, body, file = answer
+        sock = self._socket() if file is not None and body else None
+        if file is None or sock is None or transport.get_write_buffer_size() != 0:
+            transport.writelines((head, body))
             return
-        sent = 0
-        sock = self._socket()
-        if sock is not None and transport.get_write_buffer_size() == 0:
-            # corked: the head waits in the socket for the body, one segment train, one
-            # wake-up of the client (nginx's tcp_nopush)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-            try:
-                transport.write(answer.head)
-                if transport.get_write_buffer_size() == 0:
-                    try:
-                        sent = os.sendfile(sock.fileno(), answer.file, 0, len(body))
-                    except OSError:  # full, or a file sendfile refuses: the bytes, below
-                        sent = 0
-            finally:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
-        else:
-            transport.write(answer.head)
+        try:
+            placed = sock.send(head, socket.MSG_MORE)
+        except OSError:  # full (or gone: the transport finds out and says so)
+            placed = 0
+        if placed < len(head):
+            transport.writelines((head[placed:], body))
+            return
+        try:
+            sent = os.sendfile(sock.fileno(), file, 0, len(body))
+        except OSError:
+            sent = 0
         if sent < len(body):
             transport.write(memoryview(body)[sent:])
 
-    def _socket(self) -> Any:
-        """The connection's socket (uvloop's stand-in: options and fileno), once per
-        connection; None if it has none that sendfile takes."""
+    def _socket(self) -> socket.socket | None:
+        """A socket object over the connection's descriptor (a duplicate, closed with the
+        connection: uvloop's own stand-in cannot send), made once per connection; None
+        if the connection is not TCP."""
         if self._sock is None:
-            sock = self.transport.get_extra_info("socket")
-            self._sock = sock if sock is not None and sock.family in _TCP_FAMILIES else False
+            raw = self.transport.get_extra_info("socket")
+            if raw is None or raw.family not in _TCP_FAMILIES:
+                self._sock = False
+            else:
+                self._sock = socket.socket(fileno=os.dup(raw.fileno()))
+                self._sock.setblocking(False)  # as uvloop keeps it (the flag is shared)
         return self._sock or None
+
+    def _close_socket(self) -> None:
+        if self._sock:
+            self._sock.close()
+        self._sock = False
 
     def _release(self) -> None:
         """A held request whose body is late goes the usual way, with what has arrived."""
