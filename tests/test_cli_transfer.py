@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -47,6 +48,13 @@ def damaged(archive: Path, out: Path) -> Path:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return out
+
+
+def _finished_bar(label: str, stderr: str) -> bool:
+    """A progress bar ``label`` at its end: rich, off a terminal, prints its last state
+    once (``2.0/2.0 kB``, what was sent of the whole)."""
+    bar = re.compile(rf"^{re.escape(label)} \S+ (\d+(?:\.\d+)?)/\1 [kMG]?B\b", re.MULTILINE)
+    return bar.search(stderr) is not None
 
 
 def test_export_then_import_into_a_fresh_data_folder(tmp_path: Path) -> None:
@@ -111,8 +119,10 @@ def test_the_commands_against_a_live_server(tmp_path: Path) -> None:
 
         archive = tmp_path / "desk.tar"
         assert ok(cli("export", "--agent", "desk", str(archive), *remote))["entries"] == 2
-        first = ok(cli("import", "--agent", "copy", str(archive), *remote))
+        imported = cli("import", "--agent", "copy", str(archive), *remote)
+        first = ok(imported)
         assert (first["created"], first["unchanged"]) == (2, 0)
+        assert _finished_bar("uploading", imported.stderr)
         assert ok(cli("import", "--agent", "copy", str(archive), *remote))["unchanged"] == 2
         bad = cli("import", "--agent", "copy", str(damaged(archive, tmp_path / "x.tar")), *remote)
         assert bad.returncode == 1 and "INVALID_ARCHIVE" in bad.stderr
@@ -127,6 +137,8 @@ def test_the_commands_against_a_live_server(tmp_path: Path) -> None:
                      *remote)  # fmt: skip
         assert ok(upload) == {"created": 1, "replaced": 1, "failed": 0, "skipped": 0}
         assert "replaced  welcome.wav" in upload.stderr
+        assert _finished_bar("uploading takes", upload.stderr)  # the packed tar, all sent
+        assert "Traceback" not in upload.stderr
         r = httpx.post(
             f"{server.url}/v1/agents/copy/tts", json={"text": "A new line"}, headers=headers
         )

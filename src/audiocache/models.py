@@ -194,7 +194,8 @@ class AuditEvent:
 
     ``agent_id``, ``entry_id`` and ``target_id`` (a take or voice) are the public ids the
     request's path named, as the caller wrote them; ``agent_id`` is createAgent's new agent
-    too, and ``entry_ids`` the entries a bulk delete removed (at most 20)."""
+    too, ``target_id`` duplicateAgent's copy, and ``entry_ids`` the entries a bulk delete
+    removed (at most 20)."""
 
     at: datetime  # naive UTC, when the response went out
     account_id: str

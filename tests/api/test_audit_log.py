@@ -160,6 +160,28 @@ async def test_ids_from_the_body_or_answer_are_logged(api: Api) -> None:
     assert all(e["entryIds"] == [] for e in events[3:])
 
 
+async def test_duplicate_agent_logs_its_copy_as_the_target(api: Api) -> None:
+    """duplicateAgent's path names the source agent; the copy (named in the body, or
+    generated and in the answer) is the event's targetId, the one asked for when refused."""
+    h = api.headers
+    await api.create_agent(AGENT)
+    dup = f"/v1/agents/{AGENT}/duplicate"
+    named = {"newAgentId": "copy", "newAgentName": "Copy"}
+    assert (await api.client.post(dup, json=named, headers=h)).status_code == 200
+    assert (await api.client.post(dup, json=named, headers=h)).status_code == 409
+    r = await api.client.post(dup, json={"newAgentName": "Unnamed"}, headers=h)
+    assert r.status_code == 200, r.text
+    generated = r.json()["agentId"]
+    assert generated not in (AGENT, "copy")
+
+    events = (await _log(api, await _admin(api), operation="duplicateAgent"))["events"]
+    assert [(e["agentId"], e["targetId"], e["status"]) for e in events] == [
+        (AGENT, generated, 200),  # from the answer
+        (AGENT, "copy", 409),  # the one it was asked to make
+        (AGENT, "copy", 200),
+    ]
+
+
 async def test_filters_and_paging(api: Api) -> None:
     services = api.services
     clock = _ticking(T0)

@@ -234,3 +234,18 @@ def test_audit_log_view_shows_the_accounts_writes(page, site: Site) -> None:
     audit.get_by_label("From").fill("2099-01-01T00:00:00")
     audit.get_by_role("button", name="Filter events").click()
     expect(page.locator("#audit-title")).to_have_text("Audit log (0 events)")
+
+
+def test_audit_log_view_shows_the_entries_a_bulk_delete_removed(page, site: Site) -> None:
+    first, second = site.seed("Bulk gone one"), site.seed("Bulk gone two")
+    r = site.api.post(
+        f"/v1/agents/{AGENT}/audio-cache/bulk-delete", json={"ids": [second, first, "999999"]}
+    )
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["deleted"]) == sorted([first, second])
+    sign_in(page, site)
+    page.goto(f"{site.url}/ui/?view=audit&operation=bulkDeleteAudioCacheEntries")
+    newest = page.locator("#audit-rows tr").first
+    expect(newest).to_contain_text("bulkDeleteAudioCacheEntries")
+    ids = ", ".join(sorted([first, second], key=int))  # as the log keeps them: by number
+    expect(newest.locator("td").nth(4)).to_have_text(ids)  # the Entry column

@@ -97,8 +97,12 @@ async def duplicate_agent(
     services: Services = ServicesDep,
 ) -> AgentResponse:
     body = await parse_json(request, DuplicateAgentBody)
+    # The path's agentId is the source, so the copy is the event's target: the one asked
+    # for (if refused), then the one made.
+    note_for_audit(request.scope, target_id=body.newAgentId)
     agent = await services.agents.owned(principal.account_id, agentId)
     copy = await services.agents.duplicate(agent, name=body.newAgentName, new_id=body.newAgentId)
+    note_for_audit(request.scope, target_id=copy.public_id)
     return AgentResponse.of(copy)
 
 

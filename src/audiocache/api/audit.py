@@ -5,9 +5,10 @@ Recording: the permission dependency (``api/deps.py``) marks a request whose rou
 ``…:write`` permission once the key is known; the request observer (``api/observe.py``)
 turns the finished request into an event here (who: key id; what: operationId, method,
 route and the path's ids, with those a route noted from its body or answer: createAgent's
-new agent, the entries a bulk delete removed; when; from which address; the status) and
-hands it to the batched writer (``cache/audit.py``). Requests without a valid key (401)
-name no account and are not recorded; a key refused the permission (403) is.
+new agent, duplicateAgent's copy (the target), the entries a bulk delete removed; when;
+from which address; the status) and hands it to the batched writer (``cache/audit.py``).
+Requests without a valid key (401) name no account and are not recorded; a key refused
+the permission (403) is.
 
 Reading: ``GET /v1/accounts/{accountId}/audit-log`` needs an admin key (grant ``*``): the
 log shows every key's writes in the account, whatever resource they touched.
@@ -74,7 +75,7 @@ def event_of(scope: Scope, status: int, at: datetime) -> AuditEvent:
         entry_id=params.get("entryId"),
         # Bounded by the bulk delete's own limit, whoever noted them.
         entry_ids=tuple(noted.get("entry_ids", ()))[:BULK_DELETE_MAX_IDS],
-        target_id=params.get("takeId") or params.get("voiceId"),
+        target_id=params.get("takeId") or params.get("voiceId") or noted.get("target_id"),
         address=str(client[0]) if client else None,
     )
 
@@ -95,7 +96,10 @@ class AuditEventOut(BaseModel):
         description="The entries a bulk delete removed (at most 20, its request's limit); "
         "empty for every other operation"
     )
-    targetId: str | None = Field(description="The takeId or voiceId the path named, if any")
+    targetId: str | None = Field(
+        description="The takeId or voiceId the path named, if any, or the agent "
+        "duplicateAgent made (or was asked to make, when refused)"
+    )
     address: str | None = Field(
         description="The client's address: the connection's peer, or the address a trusted "
         "proxy (AUDIOCACHE_TRUSTED_PROXIES) forwarded in X-Forwarded-For"
@@ -140,9 +144,9 @@ def _naive_utc(value: datetime | None) -> datetime | None:
     description="One event per write request an API key of the account made (the routes "
     "that need an audio_cache:write, agents:write or voice_library:write permission), "
     "refused ones (403) included: key id, operationId, the path's ids (and createAgent's "
-    "new agent, a bulk delete's removed entries), time, client address and status. Needs "
-    "an admin key (grant '*'). Events are written in batches (at most "
-    "AUDIOCACHE_AUDIT_FLUSH_SECONDS late from other workers) and kept "
+    "new agent, duplicateAgent's copy, a bulk delete's removed entries), time, client "
+    "address and status. Needs an admin key (grant '*'). Events are written in batches "
+    "(at most AUDIOCACHE_AUDIT_FLUSH_SECONDS late from other workers) and kept "
     "AUDIOCACHE_AUDIT_RETENTION_DAYS.",
     response_model=AuditLogResponse,
     responses=errors(400, 401, 403, 404),

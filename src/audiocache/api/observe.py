@@ -9,7 +9,8 @@ router ran. The caller's key id (never the key) is put in the scope once the key
 permission the dependency also marks the request for the audit log (``AUDIT_KEY``, the
 key's account), and its event is handed to the audit log here once the status is known.
 A route whose ids are in its body or answer rather than its path adds them to that event
-with ``note_for_audit`` (the new agent of createAgent, the entries a bulk delete removed).
+with ``note_for_audit`` (the new agent of createAgent, the copy duplicateAgent made, the
+entries a bulk delete removed).
 """
 
 from __future__ import annotations
@@ -33,13 +34,19 @@ access_log = logging.getLogger("audiocache.access")
 
 
 def note_for_audit(
-    scope: Scope, *, agent_id: str | None = None, entry_ids: Sequence[str] | None = None
+    scope: Scope,
+    *,
+    agent_id: str | None = None,
+    target_id: str | None = None,
+    entry_ids: Sequence[str] | None = None,
 ) -> None:
     """Ids of the request's audit event that its path does not name (a later note of the
     same id replaces an earlier one)."""
     noted = scope.setdefault(AUDIT_NOTE_KEY, {})
     if agent_id is not None:
         noted["agent_id"] = agent_id
+    if target_id is not None:
+        noted["target_id"] = target_id
     if entry_ids is not None:
         noted["entry_ids"] = tuple(entry_ids)
 

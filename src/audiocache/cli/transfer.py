@@ -277,11 +277,14 @@ def takes_upload(
 ) -> None:
     """Put studio takes on their transcripts' entries (created pinned if none matches)."""
     if url:
-        results = _remote(
-            url,
-            key,
-            lambda client: _upload_remotely(client, path, map_file, agent, voice, language),
-        )
+        with _bytes_progress() as progress:
+            results = _remote(
+                url,
+                key,
+                lambda client: _upload_remotely(
+                    client, path, map_file, agent, voice, language, progress
+                ),
+            )
     else:
 
         async def work(services: Services) -> list[dict[str, Any]]:
@@ -343,13 +346,21 @@ def _upload_remotely(
     agent: str,
     voice: str | None,
     language: str | None,
+    progress: Progress,
 ) -> list[dict[str, Any]]:
     """An archive without a separate mapping goes as it is; a folder (or an archive with
-    ``--map``) is packed into a temporary tar with the mapping beside the takes."""
+    ``--map``) is packed into a temporary tar with the mapping beside the takes. The bar
+    counts the bytes sent, as an import's does."""
 
     def send(archive: Path, mapping: str | None = None) -> list[dict[str, Any]]:
+        task = progress.add_task("uploading takes", total=archive.stat().st_size)
         report = client.upload_takes(
-            agent, archive, voice=voice, language=language, mapping=mapping
+            agent,
+            archive,
+            voice=voice,
+            language=language,
+            mapping=mapping,
+            on_chunk=lambda n: progress.advance(task, n),
         )
         return report.results
 

@@ -259,8 +259,13 @@ async function renderAudit() {
   $("#audit-rows").replaceChildren(...log.events.map((e) => el("tr", {},
     el("td", { text: new Date(e.at).toLocaleString() }), el("td", { text: e.keyId }),
     el("td", { text: e.operation }), el("td", { text: e.agentId || "" }),
-    el("td", { text: e.entryId || "" }), el("td", { text: String(e.status) }))));
+    el("td", { text: auditEntries(e) }), el("td", { text: String(e.status) }))));
   $("#audit").hidden = false;
+}
+// The path's entry, or the entries a bulk delete removed (at most 20, short numeric ids):
+// written out in the cell, so a screen reader reads them like any other text.
+function auditEntries(e) {
+  return e.entryId || (e.entryIds || []).join(", ");
 }
 $("#audit-link").addEventListener("click", (e) => { e.preventDefault(); go(new URLSearchParams({ view: "audit" })); });
 $("#audit-filters").addEventListener("submit", (e) => {
