@@ -23,6 +23,7 @@ with warnings.catch_warnings():  # pipecat imports audioop, deprecated in 3.11 (
     pytest.importorskip("pipecat")
     from pipecat.frames.frames import (
         EndFrame,
+        ErrorFrame,
         Frame,
         InterruptionFrame,
         StartFrame,
@@ -34,8 +35,9 @@ with warnings.catch_warnings():  # pipecat imports audioop, deprecated in 3.11 (
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineWorker
     from pipecat.processors.frame_processor import FrameDirection
-    from pipecat.services.tts_service import WebsocketTTSService
-    from pipecat.tests.utils import QueuedFrameProcessor
+    from pipecat.services.settings import TTSSettings
+    from pipecat.services.tts_service import InterruptibleTTSService, WebsocketTTSService
+    from pipecat.tests.utils import QueuedFrameProcessor, run_test
     from pipecat.workers.runner import WorkerRunner
     from websockets.asyncio.server import ServerConnection, serve
 
@@ -49,9 +51,11 @@ class ToneProvider:
     """A TTS provider on a loopback websocket. ``{"context_id", "transcript"}`` → a
     "timestamps" message and a tone of 0.2 s in four "chunk" messages; ``{"context_id",
     "continue": false}`` (a flush) → "done" once that context's audio is sent; ``{"context_id",
-    "cancel": true}`` stops it. With ``hold`` set it stops after a first chunk until released."""
+    "cancel": true}`` stops it. With ``hold`` set it stops after a first chunk until released;
+    a transcript starting "Fail" gets a first chunk, then an "error"."""
 
     def __init__(self) -> None:
+        self.connections = 0
         self.transcripts: list[str] = []
         self.cancelled: list[str] = []
         self.hold: asyncio.Event | None = None
@@ -65,7 +69,15 @@ class ToneProvider:
             yield self
 
     async def _connection(self, ws: ServerConnection) -> None:
+        self.connections += 1
         speaking: dict[str, asyncio.Task[None]] = {}
+        try:
+            await self._serve(ws, speaking)
+        finally:
+            for task in speaking.values():
+                task.cancel()
+
+    async def _serve(self, ws: ServerConnection, speaking: dict[str, asyncio.Task[None]]) -> None:
         async for message in ws:
             msg = json.loads(message)
             context_id = msg["context_id"]
@@ -104,6 +116,9 @@ class ToneProvider:
         for i in range(4):
             chunk = base64.b64encode(pcm[i * quarter : (i + 1) * quarter]).decode()
             await ws.send(json.dumps({"type": "chunk", "context_id": context_id, "data": chunk}))
+            if text.startswith("Fail"):
+                await ws.send(json.dumps({"type": "error", "context_id": context_id}))
+                return
             if self.hold is not None:
                 await self.hold.wait()
             await asyncio.sleep(0.005)
@@ -122,7 +137,11 @@ class ToneWebsocketTTS(WebsocketTTSService):
 
     def __init__(self, url: str) -> None:
         super().__init__(
-            sample_rate=RATE, push_text_frames=False, push_start_frame=True, push_stop_frames=True
+            sample_rate=RATE,
+            push_text_frames=False,
+            push_start_frame=True,
+            push_stop_frames=True,
+            settings=TTSSettings(model=None, voice=None, language=None),
         )
         self.url = url
         self.calls: list[str] = []
@@ -167,8 +186,8 @@ class ToneWebsocketTTS(WebsocketTTSService):
         assert self._websocket is not None
         async for message in self._websocket:
             msg = json.loads(message)
-            context_id = msg["context_id"]
-            if not self.audio_context_available(context_id):
+            context_id = self._label(msg)
+            if not context_id or not self.audio_context_available(context_id):
                 continue
             if msg["type"] == "done":
                 await self.append_to_audio_context(
@@ -183,12 +202,29 @@ class ToneWebsocketTTS(WebsocketTTSService):
                 pcm = base64.b64decode(msg["data"])
                 frame = TTSAudioRawFrame(pcm, self.sample_rate, 1, context_id=context_id)
                 await self.append_to_audio_context(context_id, frame)
+            elif msg["type"] == "error":
+                await self.push_error(f"the provider failed context {context_id}")
+
+    def _label(self, msg: dict) -> str | None:
+        return msg["context_id"]
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         self.calls.append(text)
         assert self._websocket is not None
         await self._websocket.send(json.dumps({"context_id": context_id, "transcript": text}))
         yield None  # the audio comes from the receive task
+
+
+class UnlabelledToneTTS(ToneWebsocketTTS, InterruptibleTTSService):
+    """The same provider read as an ``InterruptibleTTSService`` whose provider labels nothing
+    (Rime's non-JSON one, …): audio goes to the context playing (or opened) now, and an
+    interruption while it speaks reconnects."""
+
+    def _label(self, msg: dict) -> str | None:
+        return self.get_active_audio_context_id()
+
+
+SERVICES = [ToneWebsocketTTS, UnlabelledToneTTS]
 
 
 @pytest.fixture
@@ -202,12 +238,15 @@ async def provider() -> AsyncIterator[ToneProvider]:
         yield running
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("backend", "kind"),
+    [(b, ToneWebsocketTTS) for b in BACKENDS] + [("sqlite+fs", UnlabelledToneTTS)],
+)
 async def test_websocket_miss_is_forwarded_live_stored_once_then_hits_skip_the_provider(
-    live_cache: LiveCache, provider: ToneProvider
+    live_cache: LiveCache, provider: ToneProvider, kind: type[ToneWebsocketTTS]
 ) -> None:
     texts = ["Welcome to the bank.", "Your call matters to us."]
-    wrapped = ToneWebsocketTTS(provider.url)
+    wrapped = kind(provider.url)
     service = CachedTTSService(wrapped, live_cache.client(budget=2.0))
     live = await speak(service, *texts)
     assert wrapped.calls == texts and provider.transcripts == texts
@@ -227,7 +266,7 @@ async def test_websocket_miss_is_forwarded_live_stored_once_then_hits_skip_the_p
         (w, pytest.approx(WORD_GAP * i)) for i, w in enumerate(texts[1].split())
     ]
 
-    fresh = ToneWebsocketTTS(provider.url)
+    fresh = kind(provider.url)
     again = CachedTTSService(fresh, live_cache.client(budget=2.0))
     cached = await speak(again, *texts)
     assert fresh.calls == [] and provider.transcripts == texts  # the provider never asked
@@ -270,11 +309,12 @@ async def speak_cut_at_first_audio(service: CachedTTSService, text: str) -> list
     return seen
 
 
+@pytest.mark.parametrize("kind", SERVICES)
 async def test_websocket_interrupted_mid_utterance_is_cancelled_and_never_stored(
-    live_cache: LiveCache, provider: ToneProvider
+    live_cache: LiveCache, provider: ToneProvider, kind: type[ToneWebsocketTTS]
 ) -> None:
     provider.hold = asyncio.Event()  # never set: the provider is still speaking when cut
-    wrapped = ToneWebsocketTTS(provider.url)
+    wrapped = kind(provider.url)
     service = CachedTTSService(wrapped, live_cache.client(budget=2.0))
     seen = await speak_cut_at_first_audio(service, "Please hold the line.")
     await service.drain()
@@ -282,6 +322,8 @@ async def test_websocket_interrupted_mid_utterance_is_cancelled_and_never_stored
     assert audio(seen) == first  # forwarded live, before the utterance completed
     assert wrapped.calls == ["Please hold the line."]
     assert len(provider.cancelled) == 1  # the interruption reached the provider
+    # and an InterruptibleTTSService reconnected, as it does when cut while speaking
+    assert provider.connections == (2 if kind is UnlabelledToneTTS else 1)
     assert service.stats.stored == 0 and service.stats.misses == 1
     assert service.stats.fail_open == 0
     assert await live_cache.entries() == []
@@ -298,3 +340,31 @@ async def test_websocket_cache_error_fails_open(
     assert audio(frames) == tone(0.2) and wrapped.calls == ["Hello there."]
     # the lookup (401) and the store (401) both failed open
     assert service.stats.fail_open == 2 and service.stats.stored == 0
+
+
+async def test_websocket_provider_error_mid_take_is_passed_on_and_never_stored(
+    live_cache: LiveCache, provider: ToneProvider
+) -> None:
+    wrapped = ToneWebsocketTTS(provider.url)
+    service = CachedTTSService(wrapped, live_cache.client(budget=2.0))
+    down, up = await run_test(service, frames_to_send=[TTSSpeakFrame("Fail me softly.")])
+    await service.drain()
+    assert audio(down) == tone(0.2)[: len(tone(0.2)) // 4]  # what it did say was forwarded
+    assert any(isinstance(f, ErrorFrame) for f in up)
+    assert service.stats.stored == 0 and await live_cache.entries() == []
+
+
+async def test_websocket_clause_mode_takes_each_clause_as_a_context_of_its_own(
+    live_cache: LiveCache, provider: ToneProvider
+) -> None:
+    clauses = ["Welcome to the bank,", "how can I help you today?"]
+    wrapped = ToneWebsocketTTS(provider.url)
+    service = CachedTTSService(wrapped, live_cache.client(budget=2.0), clauses=True)
+    down = await speak(service, " ".join(clauses))
+    await service.drain()
+    assert provider.transcripts == clauses
+    assert service.stats.stored == 2
+    pcm = audio(down)
+    assert len(pcm) > 2 * len(tone(0.2))  # both clauses, joined with a pause
+    stored = sorted(e["transcript"] for e in await live_cache.entries())
+    assert stored == sorted(clauses)

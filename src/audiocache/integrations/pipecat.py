@@ -27,7 +27,7 @@ times are relative to that context, so to the take. An error it reports during t
 the take (never stored); an interruption reaches it from the wrapper (it cancels the provider
 context, or reconnects). Which kind: ``receives_audio``, by default whether the service is a
 ``WebsocketService``; pass True for one that is not but delivers from a task of its own too
-(Nvidia's gRPC service).
+(Nvidia's gRPC service, say).
 """
 
 from __future__ import annotations
@@ -251,7 +251,8 @@ class CachedTTSService(TTSService):
             await wrapped.on_turn_context_created(own)
             await wrapped._start_audio_context(own)
             await wrapped.tts_process_generator(own, wrapped.run_tts(text, own))
-            await wrapped.on_turn_context_completed()  # the provider finishes the context
+            # As at a turn's end: it flushes (or closes) the context at the provider.
+            await wrapped.on_turn_context_completed()  # type: ignore[no-untyped-call]
             self._tap.settle(tapped)
             async for frame in tapped.frames():
                 if isinstance(frame, TTSAudioRawFrame):
@@ -262,6 +263,7 @@ class CachedTTSService(TTSService):
         finally:
             self._tap.close(tapped)
             self._own_context = None
+            wrapped._tts_contexts.pop(own, None)  # its context has ended or is abandoned
             if wrapped._turn_context_id == own:
                 wrapped._turn_context_id = None
         if tapped.failed:
@@ -274,11 +276,11 @@ class CachedTTSService(TTSService):
     async def _handle_interruption(
         self, frame: InterruptionFrame, direction: FrameDirection
     ) -> None:
-        await super()._handle_interruption(frame, direction)  # type: ignore[no-untyped-call]
+        await super()._handle_interruption(frame, direction)
         if self._tap is not None:
             # It is in no pipeline: it hears of the interruption from us, and cancels its
             # provider context (or reconnects) as it would in one.
-            await self._wrapped._handle_interruption(frame, direction)  # type: ignore[no-untyped-call]
+            await self._wrapped._handle_interruption(frame, direction)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)

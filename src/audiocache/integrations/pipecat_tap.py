@@ -53,9 +53,7 @@ class TappedContext:
 
 
 class AudioContextTap:
-    def __init__(
-        self, service: TTSService, stray: Callable[[ErrorFrame], Awaitable[None]]
-    ) -> None:
+    def __init__(self, service: TTSService, stray: Callable[[ErrorFrame], Awaitable[None]]) -> None:
         self._service = service
         self._stray = stray
         self._open: TappedContext | None = None
