@@ -67,6 +67,7 @@ class LiveTake:
     sample_rate: int = 0
     channels: int = 1
     words: list[Word] = field(default_factory=list)
+    spoiled: bool = False  # the engine reported an error during it: never stored
 
     def add(self, pcm: bytes, sample_rate: int, channels: int = 1) -> None:
         if not self.chunks:
@@ -82,7 +83,10 @@ class LiveTake:
 
     @property
     def complete(self) -> bool:
-        return bool(self.chunks and self.sample_rate and self.phrase.text)
+        return bool(self.chunks and self.sample_rate and self.phrase.text and not self.spoiled)
+
+    def spoil(self) -> None:
+        self.spoiled = True
 
     def add_word(self, text: str, start: float, end: float | None = None) -> None:
         """A word the engine timed (seconds from the take's start); one out of order or

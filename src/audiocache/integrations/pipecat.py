@@ -13,19 +13,44 @@ itself; the wrapper takes that call (the wrapped service is in no pipeline), kee
 with the take relative to its start, and passes them on at this context's offset. Services
 that time every synthesis from zero and those that run one timeline on (ElevenLabs' HTTP
 service) are both understood: a first word earlier than the audio already produced means the
-former. Hits replay the stored words. Only services that yield their audio from ``run_tts``
-(the HTTP ones) can be wrapped; websocket services deliver it from a task of their own.
+former. Hits replay the stored words.
+
+Two kinds of wrapped service. An HTTP one yields its audio from ``run_tts``: the wrapper runs
+that generator. A websocket one (``WebsocketTTSService``, ``InterruptibleTTSService``:
+ElevenLabs, Cartesia, Deepgram, Rime, …) only sends the text from ``run_tts`` and delivers the
+audio from its receive task into an audio context of its own: the wrapper has it speak each
+sentence as a context of its own, as its base class would a ``TTSSpeakFrame`` (the context
+created, ``run_tts``, then ``on_turn_context_completed``, which flushes or closes it at the
+provider), takes what it plays of that context (``pipecat_tap``) and forwards it live; the
+context's end (the provider's "done", or the service's silence timeout) ends the take. Its word
+times are relative to that context, so to the take. An error it reports during the take spoils
+the take (never stored); an interruption reaches it from the wrapper (it cancels the provider
+context, or reconnects). Which kind: ``receives_audio``, by default whether the service is a
+``WebsocketService``; pass True for one that is not but delivers from a task of its own too
+(Nvidia's gRPC service, say).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame, TTSAudioRawFrame
-from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InterruptionFrame,
+    StartFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.settings import TTSSettings
-from pipecat.services.tts_service import TTSService
+from pipecat.services.tts_service import TTSContext, TTSService
+from pipecat.services.websocket_service import WebsocketService
 from pipecat.utils.text.word_timestamp_utils import merge_punct_tokens
 
 from audiocache.audio.joins import DEFAULT_PAUSE_MS
@@ -38,6 +63,7 @@ from audiocache.integrations.front import (
     clause_audio,
     clauses_of,
 )
+from audiocache.integrations.pipecat_tap import AudioContextTap
 from audiocache.integrations.stats import CacheStats
 
 __all__ = ["CacheStats", "CachedTTSService"]
@@ -56,6 +82,7 @@ class CachedTTSService(TTSService):
         max_pending_stores: int = DEFAULT_MAX_PENDING_STORES,
         clauses: bool = False,
         clause_pause_ms: int = DEFAULT_PAUSE_MS,
+        receives_audio: bool | None = None,
         **kwargs: Any,
     ) -> None:
         """``max_pending_stores`` (default 8) bounds the stores running in the background;
@@ -63,7 +90,9 @@ class CachedTTSService(TTSService):
         cache per clause (split at , ; : and dashes) and join them (``front.clause_audio``);
         a sentence with a missing clause then plays once that clause is synthesized. The wrapper
         opens and closes its audio contexts itself (``push_start_frame``/``push_stop_frames``),
-        as the HTTP services do, and runs at the wrapped service's sample rate."""
+        as the HTTP services do, and runs at the wrapped service's sample rate.
+        ``receives_audio``: the wrapped service delivers its audio from a task of its own into
+        its audio contexts, not from ``run_tts``; None (default): if it is a websocket one."""
         kwargs.setdefault("push_start_frame", True)
         kwargs.setdefault("push_stop_frames", True)
         kwargs.setdefault("sample_rate", wrapped._init_sample_rate)
@@ -85,6 +114,10 @@ class CachedTTSService(TTSService):
         self._clauses = clauses
         self._clause_pause_ms = clause_pause_ms
         self._forward_words = True  # off in clause mode: the joined words go instead
+        if receives_audio is None:
+            receives_audio = isinstance(wrapped, WebsocketService)
+        self._tap = AudioContextTap(wrapped, self._stray_error) if receives_audio else None
+        self._own_context: tuple[str, str] | None = None  # the wrapped one's context, ours
 
     @property
     def stats(self) -> CacheStats:
@@ -141,6 +174,8 @@ class CachedTTSService(TTSService):
         """The wrapped service's ``add_word_timestamps``: kept with the take, passed on."""
         if pre_merge_tokens:
             word_times = merge_punct_tokens(word_times)
+        if self._own_context is not None and context_id == self._own_context[0]:
+            context_id = self._own_context[1]
         take, shifted = self._take, []
         for word, timestamp in word_times:
             if take is not None:
@@ -179,7 +214,7 @@ class CachedTTSService(TTSService):
         take = LiveTake(phrase)
         self._take, self._take_base = take, self._wrapped_seconds
         try:
-            async for frame in self._wrapped.run_tts(text, context_id):
+            async for frame in self._live(text, context_id, take):
                 if isinstance(frame, TTSAudioRawFrame):
                     take.add(frame.audio, frame.sample_rate, frame.num_channels)
                 yield frame
@@ -189,6 +224,71 @@ class CachedTTSService(TTSService):
             self._spoke(context_id, take.seconds)
         # Reached only when the utterance completed: an interruption closes the generator.
         self._front.store(take)
+
+    def _live(
+        self, text: str, context_id: str, take: LiveTake
+    ) -> AsyncGenerator[Frame | None, None]:
+        """The wrapped service's frames for ``text``: its ``run_tts`` (an HTTP service), or what
+        it plays of a context of its own (one that receives its audio)."""
+        if self._tap is None:
+            return self._wrapped.run_tts(text, context_id)
+        return self._received(text, context_id, take)
+
+    async def _received(
+        self, text: str, context_id: str, take: LiveTake
+    ) -> AsyncGenerator[Frame | None, None]:
+        assert self._tap is not None
+        wrapped = self._wrapped
+        # A context of its own per take: the provider ends it, and so the take, and its word
+        # times start with it. It is interruptible as our context is.
+        own = str(uuid.uuid4())
+        ours = self._tts_contexts.get(context_id)
+        wrapped._tts_contexts[own] = TTSContext(interruptible=ours.interruptible if ours else True)
+        tapped = self._tap.open(own)
+        self._own_context, self._take_base = (own, context_id), 0.0
+        wrapped._turn_context_id = own
+        try:
+            await wrapped.on_turn_context_created(own)
+            await wrapped._start_audio_context(own)
+            await wrapped.tts_process_generator(own, wrapped.run_tts(text, own))
+            # As at a turn's end: it flushes (or closes) the context at the provider.
+            await wrapped.on_turn_context_completed()  # type: ignore[no-untyped-call]
+            self._tap.settle(tapped)
+            async for frame in tapped.frames():
+                if isinstance(frame, TTSAudioRawFrame):
+                    frame = TTSAudioRawFrame(
+                        frame.audio, frame.sample_rate, frame.num_channels, context_id=context_id
+                    )
+                yield frame
+        finally:
+            self._tap.close(tapped)
+            self._own_context = None
+            wrapped._tts_contexts.pop(own, None)  # its context has ended or is abandoned
+            if wrapped._turn_context_id == own:
+                wrapped._turn_context_id = None
+        if tapped.failed:
+            take.spoil()
+
+    async def _stray_error(self, frame: ErrorFrame) -> None:
+        """An error the wrapped service reports outside any take: passed on upstream."""
+        await self.push_frame(frame, FrameDirection.UPSTREAM)
+
+    async def _handle_interruption(
+        self, frame: InterruptionFrame, direction: FrameDirection
+    ) -> None:
+        await super()._handle_interruption(frame, direction)
+        if self._tap is not None:
+            # It is in no pipeline: it hears of the interruption from us, and cancels its
+            # provider context (or reconnects) as it would in one.
+            await self._wrapped._handle_interruption(frame, direction)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if self._tap is not None and isinstance(
+            frame, BotStartedSpeakingFrame | BotStoppedSpeakingFrame
+        ):
+            # An InterruptibleTTSService reconnects on an interruption only while it speaks.
+            await self._wrapped.process_frame(frame, direction)
 
     async def _run_clauses(
         self, clauses: list[str], context_id: str
@@ -200,7 +300,7 @@ class CachedTTSService(TTSService):
             self._take, self._take_base = take, self._wrapped_seconds
             self._forward_words = False
             try:
-                async for frame in self._wrapped.run_tts(clause, context_id):
+                async for frame in self._live(clause, context_id, take):
                     if isinstance(frame, TTSAudioRawFrame):
                         take.add(frame.audio, frame.sample_rate, frame.num_channels)
                     elif frame is not None:
