@@ -360,12 +360,64 @@ def stored_state(settings: Settings) -> tuple[set[str], set[str], set[str], int,
     return blobs, referenced, anything, pending, temps
 
 
+def seeded_random() -> random.Random:
+    """The test's random source, from ``CRASH_TEST_SEED`` or a fresh seed, which is printed."""
+    seed = int(os.environ.get("CRASH_TEST_SEED") or random.randrange(2**32))
+    print(f"crash test seed: {seed} (rerun with CRASH_TEST_SEED={seed})")
+    return random.Random(seed)
+
+
+@dataclass
+class Writers:
+    """One client thread per worker, writing until its ops are done, ``stop`` is set, or its
+    server is gone (and the one to go on through, if it has one)."""
+
+    workers: list[Worker]
+    threads: list[threading.Thread]
+    stop: threading.Event
+
+    def join(self, timeout: float) -> None:
+        """Wait for every thread; none may hang after a kill, and none may have seen an error."""
+        for thread in self.threads:
+            thread.join(timeout=timeout)
+            assert not thread.is_alive(), "a client thread hung after the kill"
+        errors = [e for w in self.workers for e in w.errors]
+        assert not errors, "\n".join(errors)
+
+
+def start_writers(
+    workers: list[Worker],
+    route: Callable[[Worker], tuple[str, str | None]],
+    key: str,
+    master: random.Random,
+    *,
+    round_no: int = 0,
+    ops: int = OPS_PER_WORKER,
+) -> Writers:
+    """Start ``run_worker`` for each worker through ``route(worker)``: its server's URL and the
+    fallback's (or None). Each thread gets its own random source drawn from ``master``."""
+    stop = threading.Event()
+    threads = []
+    for w in workers:
+        url, fallback = route(w)
+        rng = random.Random(master.random())
+        threads.append(
+            threading.Thread(
+                target=run_worker,
+                args=(w, url, key, rng, round_no, stop),
+                kwargs={"ops": ops, "fallback": fallback},
+                daemon=True,
+            )
+        )
+    for thread in threads:
+        thread.start()
+    return Writers(workers, threads, stop)
+
+
 def test_kill_9_during_mixed_writes_loses_no_acknowledged_write(
     tmp_path: Path, settings: Settings
 ) -> None:
-    seed = int(os.environ.get("CRASH_TEST_SEED") or random.randrange(2**32))
-    print(f"crash test seed: {seed} (rerun with CRASH_TEST_SEED={seed})")
-    master = random.Random(seed)
+    master = seeded_random()
     data_dir = tmp_path / "srv"
     servers: list[LiveServer] = []
     env = backend_env(settings)  # SQLite + the folder in data_dir, or PostgreSQL + S3
@@ -378,62 +430,27 @@ def test_kill_9_during_mixed_writes_loses_no_acknowledged_write(
     started = time.monotonic()
     try:
         server = start()
-        made = server.cli("keys", "create", "--account", "acme", *_grant_args())
-        assert made.returncode == 0, made.stderr
-        key = made.stdout.strip().splitlines()[-1]
-        headers = {"X-API-KEY": key}
-        r = httpx.post(
-            f"{server.url}/v1/accounts/acme/agents",
-            json={
-                "name": "Bot",
-                "agentId": AGENT,
-                "responseSettings": {"greeting": "hi"},
-                "voiceSettings": {"voiceId": "en-us"},
-            },
-            headers=headers,
-        )
-        assert r.status_code == 200, r.text
-        r = httpx.put(
-            f"{server.url}/v1/agents/{AGENT}/cache-policy",
-            # the phrases carry numbers, which the personal-data rule would keep out
-            json={"admission": "always", "personalData": "cache"},
-            headers=headers,
-        )
-        assert r.status_code == 200, r.text
-
+        key = _set_up(server)
         workers = [Worker(i) for i in range(WORKERS)]
         acked_total = 0
         for round_no in range(ROUNDS):
             if round_no >= MIN_ROUNDS and time.monotonic() - started > BUDGET_SECONDS:
                 print(f"time budget spent after {round_no} rounds (a loaded machine)")
                 break
-            stop = threading.Event()
-            threads = [
-                threading.Thread(
-                    target=run_worker,
-                    args=(w, server.url, key, random.Random(master.random()), round_no, stop),
-                    daemon=True,
-                )
-                for w in workers
-            ]
             progress = threading.Event()
             for w in workers:
                 w.progress = progress
             before = sum(w.acked for w in workers)
-            for thread in threads:
-                thread.start()
+            only = (server.url, None)  # one instance: nowhere to go on through
+            writers = start_writers(workers, lambda _w, r=only: r, key, master, round_no=round_no)
             # Kill mid-stream: count the random delay from the first acknowledged write.
             progress.wait(timeout=10)
             time.sleep(master.uniform(*KILL_AFTER_SECONDS))
             server.kill()
-            stop.set()
+            writers.stop.set()
             in_flight = sum(t.maybe is not None for w in workers for t in w.owned.values())
             in_flight += sum(len(w.unknown_stores) for w in workers)
-            for thread in threads:
-                thread.join(timeout=20)
-                assert not thread.is_alive(), "a client thread hung after the kill"
-            errors = [e for w in workers for e in w.errors]
-            assert not errors, "\n".join(errors)
+            writers.join(timeout=20)
             acked_total += sum(w.acked for w in workers) - before
 
             # Straight after the kill, before any start-up sweep: no row lacks its blob.
@@ -489,9 +506,7 @@ def test_kill_9_of_one_of_two_instances_loses_no_acknowledged_write(
     writes spread over both; one is killed -9 mid-run and its clients go on through the
     other. Every acknowledged write is there with its bytes, nothing was written that was
     not sent, and gc leaves no orphan object in the bucket."""
-    seed = int(os.environ.get("CRASH_TEST_SEED") or random.randrange(2**32))
-    print(f"crash test seed: {seed} (rerun with CRASH_TEST_SEED={seed})")
-    master = random.Random(seed)
+    master = seeded_random()
     data_dir = tmp_path / "srv"
     env = backend_env(settings)
     started = time.monotonic()
@@ -514,31 +529,18 @@ def test_kill_9_of_one_of_two_instances_loses_no_acknowledged_write(
 
         for w in workers:
             w.on_ack = counted
-        stop = threading.Event()
-        threads = []
-        for w in workers:
-            first = victim if w.index % 2 else survivor
-            fallback = survivor.url if first is victim else None
-            threads.append(
-                threading.Thread(
-                    target=run_worker,
-                    args=(w, first.url, key, random.Random(master.random()), 0, stop),
-                    kwargs={"ops": TWO_OPS, "fallback": fallback},
-                    daemon=True,
-                )
-            )
+
+        def route(w: Worker) -> tuple[str, str | None]:
+            """Every other client through the victim, going on through the survivor."""
+            return (victim.url, survivor.url) if w.index % 2 else (survivor.url, None)
+
         writing = time.monotonic()
-        for thread in threads:
-            thread.start()
+        writers = start_writers(workers, route, key, master, ops=TWO_OPS)
         assert reached.wait(timeout=60), f"only {acked} writes acknowledged"
         victim.kill()
         at_kill = acked
-        for thread in threads:
-            thread.join(timeout=60)
-            assert not thread.is_alive(), "a client thread hung after the kill"
+        writers.join(timeout=60)
         writing = time.monotonic() - writing
-        errors = [e for w in workers for e in w.errors]
-        assert not errors, "\n".join(errors)
         assert acked >= TWO_WORKERS * TWO_OPS * 0.9, acked  # the rest: writes lost in flight
         assert_no_row_without_blob(survivor, "after the kill")
         count = verify(survivor.url, key, workers)

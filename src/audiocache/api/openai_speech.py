@@ -20,12 +20,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import StreamingResponse
 
-from audiocache.api.audio_response import audio_response
 from audiocache.api.deps import ServicesDep
 from audiocache.api.docs import json_body
 from audiocache.api.errors import correlation_id
 from audiocache.api.requests import MAX_JSON_BYTES, read_limited
-from audiocache.api.speak import StreamAborted
+from audiocache.api.speak import StreamAborted, finished_response
 from audiocache.audio.formats import ENCODED_FORMATS, FORMATS, OutputFormat
 from audiocache.audio.pcm_stream import PcmResampler
 from audiocache.audio.wav import streaming_header
@@ -243,16 +242,7 @@ async def _respond(
     headers = {**headers, "X-Audio-Cache": "hit" if result.hit else "miss"}
     if not result.hit:
         headers.update(miss_headers)
-    if result.entry is not None:
-        headers["X-Audio-Cache-Entry-Id"] = str(result.entry.id)
-    if result.audio is not None:
-        audio = await services.variants.convert(result.audio, fmt)
-        if result.entry is not None:
-            await services.variants.remember(result.entry.blob_sha256, fmt, audio)
-        return Response(audio, media_type=fmt.media_type, headers=headers)
-    assert result.entry is not None
-    stored = await services.variants.stored(result.entry.blob_sha256, result.entry.size_bytes, fmt)
-    return await audio_response(services.blobs, stored, extra_headers=headers)
+    return await finished_response(services, result, fmt, headers)
 
 
 async def _stream(shared: SharedStream, fmt: OutputFormat) -> AsyncIterator[bytes]:

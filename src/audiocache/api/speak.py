@@ -146,6 +146,22 @@ async def _respond(
     headers = {"X-Audio-Cache": "hit" if result.hit else "miss", "X-Audio-Format": fmt.name}
     if not result.hit:
         headers.update(skipped)
+    return await finished_response(
+        services, result, fmt, headers, offload=offload_of(services.settings)
+    )
+
+
+async def finished_response(
+    services: Services,
+    result: SpeakResult,
+    fmt: OutputFormat,
+    headers: dict[str, str],
+    *,
+    offload: str | None = None,
+) -> Response:
+    """A speak result that is not a shared stream, in ``fmt``: audio made now is converted (the
+    variant remembered with its entry), a hit is served from the stored variant. ``headers``
+    go with it, the entry's id added to them. Also the OpenAI speech route's answer."""
     if result.entry is not None:
         headers["X-Audio-Cache-Entry-Id"] = str(result.entry.id)
     if result.audio is not None:
@@ -155,5 +171,4 @@ async def _respond(
         return Response(audio, media_type=fmt.media_type, headers=headers)
     assert result.entry is not None
     stored = await services.variants.stored(result.entry.blob_sha256, result.entry.size_bytes, fmt)
-    offload = offload_of(services.settings)
     return await audio_response(services.blobs, stored, extra_headers=headers, offload=offload)

@@ -13,12 +13,12 @@ first, so it sees every write this process answered before it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from audiocache.cache.background import BackgroundLoop
 from audiocache.models import AuditEvent, AuditQuery
 from audiocache.storage.audit_repo import AuditRepository
 from audiocache.storage.db import utcnow
@@ -49,7 +49,7 @@ class AuditLog:
         self.dropped = 0  # events lost to failed writes past the bound
         self._pending: list[AuditEvent] = []
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundLoop("audit-log", self._loop)
         self.swept = asyncio.Event()  # set after each background sweep (tests wait on it)
 
     def now(self) -> datetime:
@@ -100,15 +100,10 @@ class AuditLog:
                 return deleted
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="audit-log")
+        self._background.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
         try:
             await self.flush()
         except Exception:

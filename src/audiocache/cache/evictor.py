@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from audiocache.cache.background import BackgroundLoop
 from audiocache.cache.curation import Curation
 from audiocache.cache.eviction import choose_victims, expired, limits_for
 from audiocache.errors import StorageUnavailable
@@ -84,7 +85,7 @@ class Evictor:
         self.batch_size = batch_size
         self.now = now
         self.counters = EvictionCounters()
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundLoop("evictor", self._loop)
 
     async def run_once(self) -> RunReport:
         """One run, unless another instance holds the evictor lease (then skipped)."""
@@ -186,15 +187,10 @@ class Evictor:
         return deleted
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="evictor")
+        self._background.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     async def _loop(self) -> None:
         while True:

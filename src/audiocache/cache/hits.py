@@ -6,12 +6,12 @@ A crash loses at most one flush interval of counts, never audio or entries.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
+from audiocache.cache.background import BackgroundLoop
 from audiocache.cache.lookups import LookupCounter
 from audiocache.storage.db import utcnow
 from audiocache.storage.lookups_repo import Counts, Key
@@ -37,7 +37,7 @@ class HitCounter:
         self._write_lookups = write_lookups
         self.interval_seconds = interval_seconds
         self._pending: Counter[int] = Counter()
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundLoop("hit-counter-flush", self._loop)
         # Held while a batch is between memory and the database, so readers that add
         # pending counts to stored ones (``settled``) never see a batch in neither place.
         self._lock = asyncio.Lock()
@@ -79,15 +79,10 @@ class HitCounter:
             raise
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="hit-counter-flush")
+        self._background.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
         try:
             await self.flush()
         except Exception:
