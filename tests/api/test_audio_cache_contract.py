@@ -376,12 +376,13 @@ async def test_fresh_correlation_ids_differ(api: Api, agent: str) -> None:
 
 
 # 503/504: a lost blob (tests/cache/test_runtime_path.py), a rate-limited or slow cloud
-# provider (tests/tts/test_cloud_runtime_path.py, tests/tts/test_cloud_engines.py).
+# provider (tests/tts/test_cloud_runtime_path.py, tests/tts/test_cloud_engines.py); 307: the
+# presigned S3 redirect of a download (tests/api/test_presigned_offload.py).
 OUR_STATUSES = {
     ("get", "/v1/agents/{agentId}/audio-cache"): {"200", "400", "401", "403", "404"},
     ("delete", "/v1/agents/{agentId}/audio-cache/{entryId}"): {"200", "400", "401", "403", "404"},
     ("get", "/v1/agents/{agentId}/audio-cache/{entryId}/file"): {
-        *("200", "206", "400", "401", "403", "404", "416", "503"),
+        *("200", "206", "307", "400", "401", "403", "404", "416", "503"),
     },
     ("head", "/v1/agents/{agentId}/audio-cache/{entryId}/file"): {
         *("200", "206", "400", "401", "403", "404", "416", "503"),
