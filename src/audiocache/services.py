@@ -89,7 +89,13 @@ class Services:
         """Migrate, finish deletes a crash interrupted, report stored tuning that is no
         longer valid, and start the hit flusher and the evictor."""
         await self.db.migrate()
-        swept = await sweep_pending(self.db, self.blobs, batch=self.settings.sweep_batch_size)
+        settings = self.settings
+        swept = await sweep_pending(
+            self.db,
+            self.blobs,
+            batch=settings.sweep_batch_size,
+            concurrency=settings.sweep_delete_concurrency,
+        )
         if swept:
             log.info("swept %d blobs left queued by an earlier run", swept)
         await audit_stored_tuning(self.db)
@@ -154,6 +160,7 @@ def build_services(
         default_voice=settings.default_voice,
         max_text_chars=settings.max_text_chars,
         sweep_batch=settings.sweep_batch_size,
+        sweep_concurrency=settings.sweep_delete_concurrency,
         leases=SynthesisLeases(
             LeaseRepository(db),
             LeaseTimings(

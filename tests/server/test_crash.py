@@ -100,13 +100,28 @@ class NotSent(Exception):
     """The connection was refused: the request never reached the server."""
 
 
+SHED = ("UPLOADS_BUSY", "ENGINE_BUSY")  # refused before any work: sent again, as clients do
+
+
 def _send(client: httpx.Client, method: str, url: str, **kwargs: object) -> httpx.Response:
+    for _attempt in range(20):
+        try:
+            response = client.request(method, url, **kwargs)  # type: ignore[arg-type]
+        except httpx.ConnectError as exc:
+            raise NotSent(str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise ServerGone(repr(exc)) from exc
+        if response.status_code != 503 or _error_code(response) not in SHED:
+            return response
+        time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0) / 4)
+    return response
+
+
+def _error_code(response: httpx.Response) -> str | None:
     try:
-        return client.request(method, url, **kwargs)  # type: ignore[arg-type]
-    except httpx.ConnectError as exc:
-        raise NotSent(str(exc)) from exc
-    except httpx.TransportError as exc:
-        raise ServerGone(repr(exc)) from exc
+        return response.json().get("error_code")  # type: ignore[no-any-return]
+    except ValueError:
+        return None
 
 
 def run_worker(

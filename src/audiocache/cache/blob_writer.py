@@ -27,10 +27,17 @@ log = logging.getLogger("audiocache.cache")
 
 class BlobWriter:
     def __init__(
-        self, db: Database, entries: EntryRepository, blobs: BlobStore, *, sweep_batch: int = 100
+        self,
+        db: Database,
+        entries: EntryRepository,
+        blobs: BlobStore,
+        *,
+        sweep_batch: int = 100,
+        sweep_concurrency: int = 16,
     ) -> None:
         self.db = db
         self.sweep_batch = sweep_batch  # blobs per sweep transaction (gc.sweep_pending)
+        self.sweep_concurrency = sweep_concurrency  # of them deleted from the store at once
         self.entries = entries
         self.blobs = blobs
 
@@ -91,7 +98,13 @@ class BlobWriter:
     async def sweep(self, shas: list[str] | None) -> None:
         """Collect queued blobs (``shas`` only, or all); best effort: gc finishes any rest."""
         try:
-            await sweep_pending(self.db, self.blobs, only=shas, batch=self.sweep_batch)
+            await sweep_pending(
+                self.db,
+                self.blobs,
+                only=shas,
+                batch=self.sweep_batch,
+                concurrency=self.sweep_concurrency,
+            )
         except Exception:
             # The queue keeps the hashes; the next sweep (start-up, gc) finishes the job.
             log.exception("blob sweep failed; left queued")

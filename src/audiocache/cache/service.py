@@ -85,9 +85,12 @@ class CacheService:
         leases: SynthesisLeases | None = None,
         metrics: Metrics | None = None,
         sweep_batch: int = 100,
+        sweep_concurrency: int = 16,
     ) -> None:
         self.db = db
-        self.writer = BlobWriter(db, entries, blobs, sweep_batch=sweep_batch)
+        self.writer = BlobWriter(
+            db, entries, blobs, sweep_batch=sweep_batch, sweep_concurrency=sweep_concurrency
+        )
         self.accounting = Accounting(hits.lookups, metrics or Metrics())
         self.leases = leases  # single flight across instances; None: this process only
         self.degraded = degraded or StorageDegradation()

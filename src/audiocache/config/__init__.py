@@ -72,6 +72,14 @@ class Settings(EngineSettings):
         "(one query per referring table for the batch, not a transaction per blob); on "
         "PostgreSQL each holds one advisory lock until the commit.",
     )
+    sweep_delete_concurrency: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Objects of one sweep batch deleted from the blob store at once: the "
+        "batch's blob locks are held until its commit, so a writer of one of them waits "
+        "for about one round trip to the store rather than one per object.",
+    )
     database_read_threads: int = Field(
         4,
         ge=1,

@@ -9,6 +9,7 @@ process dies right after the commit.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -47,13 +48,16 @@ async def sweep_pending(
     only: list[str] | None = None,
     limit: int = 1000,
     batch: int = 100,
+    concurrency: int = 16,
 ) -> int:
     """Unlink queued blobs that nothing refers to any more (their converted copies go with
     them, in the same pass); returns how many blobs were removed.
 
     ``batch`` hashes per write transaction, checked with one query per referring table:
     a transaction (and, on SQLite, an fsync) per blob made a 500-entry delete take
-    seconds. Their blob locks are taken in hash order, as every writer takes them."""
+    seconds. Their blob locks are taken in hash order, as every writer takes them, and
+    held until the commit, so the batch's objects are deleted ``concurrency`` at a time: a
+    writer of one of them waits for one round trip to the store, not for the batch's."""
     query = sa.select(pending_blob_deletes.c.sha256).limit(limit)
     if only is not None:
         query = query.where(pending_blob_deletes.c.sha256.in_(only))
@@ -73,8 +77,8 @@ async def sweep_pending(
                 await conn.execute(
                     word_timings.delete().where(word_timings.c.blob_sha256.in_(gone))
                 )
-            for sha in gone:  # a re-run after an abort finds them gone already: no harm
-                await blobs.delete(sha)
+            # a re-run after an abort finds them gone already: no harm
+            await delete_blobs(blobs, gone, concurrency)
             await conn.execute(
                 pending_blob_deletes.delete().where(pending_blob_deletes.c.sha256.in_(chunk))
             )
@@ -85,6 +89,21 @@ async def sweep_pending(
         if copies:
             work = sorted(set(work) | set(copies))
     return removed
+
+
+async def delete_blobs(blobs: BlobStore, shas: list[str], concurrency: int) -> None:
+    """Delete ``shas`` from the store, at most ``concurrency`` at once; the first error is
+    raised once every delete has ended (none is left running behind the caller)."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(sha: str) -> None:
+        async with gate:
+            await blobs.delete(sha)
+
+    results = await asyncio.gather(*(one(sha) for sha in shas), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def check(db: Database, blobs: BlobStore, grace_seconds: float = 0) -> Report:
