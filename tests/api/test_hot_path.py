@@ -209,10 +209,16 @@ async def test_repeated_requests_are_answered_from_the_memo_alike(
     first = await api.client.get(file_url, headers=api.headers)
     first_hit = await api.client.post(tts_url, json=speak, headers=api.headers)
     before, pending = hot_path.from_memo, services.hits.pending(int(world["entry"]))
+    cleared = hot_path.memo.cleared
     again = [await api.client.get(file_url, headers=api.headers) for _ in range(3)]
     hits = [await api.client.post(tts_url, json=speak, headers=api.headers) for _ in range(3)]
     ranged = await api.client.get(file_url, headers={**api.headers, "Range": "bytes=10-19"})
-    assert hot_path.from_memo - before == 7
+    # On PostgreSQL other work on the cluster (autovacuum after an earlier test) moves the
+    # WAL position the memo is valid for: each such start-over costs one request per answer
+    # (the file's, the hit's) the long way.
+    refills = hot_path.memo.cleared - cleared
+    assert refills <= 1, refills
+    assert 7 - 2 * refills <= hot_path.from_memo - before <= 7
     assert services.hits.pending(int(world["entry"])) - pending == 3  # memo'd hits count
     assert all(comparable(r) == comparable(first) for r in again)
     assert all(comparable(r) == comparable(first_hit) for r in hits)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -314,12 +314,21 @@ async def test_the_hot_path_memo_never_outlives_a_change_made_on_the_other_insta
         await request  # type: ignore[misc]
         return hot_path(instances[1]).from_memo - before
 
+    async def memo_answers_one_of(make: Callable[[], Awaitable[object]], tries: int = 3) -> bool:
+        """The memo answers one of a few repeats. On PostgreSQL the generation is the WAL
+        position, which other work on the cluster (autovacuum after an earlier test) moves
+        too: the memo then starts over, and the next repeat is answered from it."""
+        for _ in range(tries):
+            if await memo_answers(make()) == 1:
+                return True
+        return False
+
     original = (await get()).content
-    assert await memo_answers(get()) == 1  # the second one came from the memo
+    assert await memo_answers_one_of(get)  # a repeat comes from the memo
     assert (await get(headers=reader)).status_code == 200
-    assert await memo_answers(get(headers=reader)) == 1
+    assert await memo_answers_one_of(lambda: get(headers=reader))
     assert await memo_answers(b.speak("bot", "Hello there")) == 0
-    assert await memo_answers(b.speak("bot", "Hello there")) == 1
+    assert await memo_answers_one_of(lambda: b.speak("bot", "Hello there"))
 
     # a replaced take: the new audio at once
     new_wav = (await apis[0].client.get(
