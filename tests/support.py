@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import wave
@@ -30,6 +31,17 @@ ALL_GRANTS = (
     "voice_library:read",
     "voice_library:write",
 )
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar of ``files`` (name → bytes), as archives and takes uploads are."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def sine_wav(seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> bytes:

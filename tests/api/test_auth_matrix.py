@@ -12,17 +12,15 @@ account's key → 404; a key with exactly that permission → the operation's su
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from support import ALL_GRANTS, Api, assert_envelope, sine_wav
+from support import ALL_GRANTS, Api, assert_envelope, sine_wav, tar_of
 
 AGENT = "bot"
 ACCOUNT = "acme"
@@ -59,16 +57,6 @@ def _details() -> dict[str, Any]:
     }
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def _archive() -> dict[str, Any]:
     """An export of an agent with nothing cached: the smallest archive an import takes."""
     manifest = {
@@ -77,12 +65,12 @@ def _archive() -> dict[str, Any]:
         "agent": {"agentId": "elsewhere"},
         "entries": [],
     }
-    return {"content": _tar({"manifest.json": json.dumps(manifest).encode()})}
+    return {"content": tar_of({"manifest.json": json.dumps(manifest).encode()})}
 
 
 def _takes() -> dict[str, Any]:
     mapping = f"file,transcript\ntake.wav,{PHRASE}\n".encode()
-    return {"content": _tar({"takes.csv": mapping, "take.wav": sine_wav()})}
+    return {"content": tar_of({"takes.csv": mapping, "take.wav": sine_wav()})}
 
 
 def _store() -> dict[str, Any]:

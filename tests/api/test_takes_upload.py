@@ -6,8 +6,8 @@ import io
 import json
 import zipfile
 
-from support import Api, assert_envelope, sine_wav
-from transfer_helpers import audio, tar_of
+from support import Api, assert_envelope, sine_wav, tar_of
+from transfer_helpers import audio
 
 AGENT = "desk"
 URL = f"/v1/agents/{AGENT}/audio-cache/takes"

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from support import Api, assert_envelope, sine_wav
+from support import Api, assert_envelope, sine_wav, tar_of
 from transfer_helpers import (
     audio,
     identity,
@@ -19,7 +19,6 @@ from transfer_helpers import (
     manifest_of,
     members,
     other_backend_settings,
-    tar_of,
 )
 
 from audiocache.config import Settings

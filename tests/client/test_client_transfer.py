@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 from live_client import ACCOUNT, Live, new_agent
-from support import sine_wav
+from support import sine_wav, tar_of
 
 from audiocache.client import Client, Forbidden, InvalidRequest, Phrase
 from audiocache.client.upload import UPLOAD_CHUNK
-
-
-def tar_of(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def test_export_import_takes_audit_and_whoami(live: Live, ac: Client, tmp_path: Path) -> None:

@@ -13,11 +13,9 @@ media types with schemathesis.
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import os
-import tarfile
 from typing import Any
 
 import schemathesis
@@ -34,7 +32,7 @@ from schemathesis_world import (
     VOICE,
     Live,
 )
-from support import sine_wav
+from support import sine_wav, tar_of
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "60" if IN_CI else "8"))
 WAV = sine_wav(seconds=0.2)
@@ -99,23 +97,13 @@ SPEAKABLE = st.text(st.characters(categories=["L", "N", "P", "Zs"]), max_size=50
 )
 
 
-def _tar_of(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def _export_of(transcript: str) -> bytes:
     sha = hashlib.sha256(WAV).hexdigest()
     entry = {"transcript": transcript, "provider": "espeak", "voice": "en-us", "language": "en"}
     entry |= {"file": f"audio/{sha}.wav", "sha256": sha, "sizeBytes": len(WAV)}
     manifest = {"format": "audiocache-export", "version": 1, "agent": {"agentId": "a"}}
     manifest["entries"] = [entry]
-    return _tar_of({f"audio/{sha}.wav": WAV, "manifest.json": json.dumps(manifest).encode()})
+    return tar_of({f"audio/{sha}.wav": WAV, "manifest.json": json.dumps(manifest).encode()})
 
 
 # `application/x-tar` bodies (import, bulk takes): archives that import, takes with their
@@ -123,7 +111,7 @@ def _export_of(transcript: str) -> bytes:
 TAR_BODIES = st.one_of(
     st.builds(_export_of, SPEAKABLE),
     st.builds(
-        lambda text: _tar_of({"a.wav": WAV, "m.csv": f"file,transcript\na.wav,{text}\n".encode()}),
+        lambda text: tar_of({"a.wav": WAV, "m.csv": f"file,transcript\na.wav,{text}\n".encode()}),
         SPEAKABLE.filter(lambda t: "," not in t and '"' not in t),
     ),
     st.binary(max_size=256),

@@ -111,17 +111,10 @@ def _send(client: httpx.Client, method: str, url: str, **kwargs: object) -> http
             raise NotSent(str(exc)) from exc
         except httpx.TransportError as exc:
             raise ServerGone(repr(exc)) from exc
-        if response.status_code != 503 or _error_code(response) not in SHED:
+        if response.status_code != 503 or not any(code in response.text for code in SHED):
             return response
         time.sleep(min(float(response.headers.get("retry-after", "1")), 1.0) / 4)
     return response
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        return response.json().get("error_code")  # type: ignore[no-any-return]
-    except ValueError:
-        return None
 
 
 def run_worker(

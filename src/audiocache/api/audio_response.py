@@ -363,16 +363,23 @@ class BlobResponse(Response):
         else:
             await self._send_multi(send, head_only, ranges)
 
-    async def _send_offloaded(self, scope: Scope, send: Send, range_header: str | None) -> None:
-        """Headers only, and nginx sends the file (its ranges are RFC 9110's too). A range
-        nothing of the file satisfies is still answered here, in the envelope; a request with
-        If-Range is never offloaded (nginx would compare it with a validator of its own)."""
+    async def _refused_range(self, scope: Scope, send: Send, range_header: str | None) -> bool:
+        """A range nothing of the blob satisfies, answered here (416 in the envelope) when
+        someone else (nginx, S3) would send the bytes."""
         if range_header:
             try:
                 parse_ranges(range_header, self.size)
             except RangeNotSatisfiable as exc:
                 await self._send_416(scope, send, exc)
-                return
+                return True
+        return False
+
+    async def _send_offloaded(self, scope: Scope, send: Send, range_header: str | None) -> None:
+        """Headers only, and nginx sends the file (its ranges are RFC 9110's too). A range
+        nothing of the file satisfies is still answered here, in the envelope; a request with
+        If-Range is never offloaded (nginx would compare it with a validator of its own)."""
+        if await self._refused_range(scope, send, range_header):
+            return
         await send({"type": "http.response.start", "status": 200, "headers": self._offloaded})
         await send({"type": "http.response.body", "body": b""})
 
@@ -381,12 +388,8 @@ class BlobResponse(Response):
         (RFC 9110's too). As with X-Accel, a range nothing satisfies is answered here. HEAD
         (a URL signs one method) and If-Range (S3's ETag is not ours) never come here."""
         assert self.location is not None
-        if range_header:
-            try:
-                parse_ranges(range_header, self.size)
-            except RangeNotSatisfiable as exc:
-                await self._send_416(scope, send, exc)
-                return
+        if await self._refused_range(scope, send, range_header):
+            return
         headers = [
             (b"location", self.location().encode("latin-1")),
             (b"content-length", b"0"),
