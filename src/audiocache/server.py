@@ -48,10 +48,7 @@ from audiocache.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("audiocache.server")
 _TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
-LINGER_SECONDS = 2.0
-# How long a request the hot lane may answer waits for the rest of its (small) body before
-# it goes the usual way, which has its own body timeouts.
-LANE_HOLD_SECONDS = 0.25  # how long a refused client may go on sending before the socket closes
+LINGER_SECONDS = 2.0  # how long a refused client may go on sending before the socket closes
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,8 @@ class EdgeProtocol(HttpToolsProtocol):
             if self._held is not None and self._hold_timer is None:
                 # the rest of the body is due in the next read or two (a client that writes
                 # head and body apart); one that takes longer goes the usual way
-                self._hold_timer = self.loop.call_later(LANE_HOLD_SECONDS, self._release)
+                assert self.lane is not None
+                self._hold_timer = self.loop.call_later(self.lane.hold_seconds, self._release)
         except httptools.HttpParserError:
             if not self._refused:  # a limit already answered and closed
                 self._bad_request()

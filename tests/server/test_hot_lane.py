@@ -201,7 +201,9 @@ def _raw(server: LiveServer, payload: bytes, *, pause_after: int | None = None) 
             sock.sendall(payload)
         else:
             sock.sendall(payload[:pause_after])
-            time.sleep(0.6)  # longer than the lane holds a request (server.LANE_HOLD_SECONDS)
+            time.sleep(
+                0.6
+            )  # longer than the lane holds a request (AUDIOCACHE_HOT_LANE_HOLD_SECONDS, 0.25)
             sock.sendall(payload[pause_after:])
         received = bytearray()
         try:

@@ -43,7 +43,6 @@ from audiocache.api.speak import SPEAK, ServedHit
 from audiocache.models import Principal
 from audiocache.services import Services
 
-LANE_OPEN_FILES = 256  # blob files kept open for sendfile (least recently used closed)
 STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 CONNECTION_CLOSE = b"connection: close\r\n"
 # A request carrying any of these is answered the usual way (304, ranges, If-Range).
@@ -76,7 +75,9 @@ class HotLane:
         self.memo = shared.memo
         self.access_log = services.settings.access_log
         self.answered = 0  # requests the lane answered (tests read it)
-        self.files = BlobFiles(services.blobs.local_path, LANE_OPEN_FILES)
+        settings = services.settings
+        self.files = BlobFiles(services.blobs.local_path, settings.hot_lane_open_files)
+        self.hold_seconds = settings.hot_lane_hold_seconds  # server.EdgeProtocol reads it
 
     def route(self, method: bytes, target: bytes) -> LaneRoute | None:
         if b"?" in target or b"%" in target:  # queries are validated, escapes decoded: the app

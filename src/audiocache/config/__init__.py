@@ -345,6 +345,20 @@ class Settings(EngineSettings):
         "starting an ASGI request (same status, headers, body, counting and access log). "
         "SQLite only (PostgreSQL's change marker takes a round trip); needs hot_path.",
     )
+    hot_lane_open_files: int = Field(
+        256,
+        ge=0,
+        le=65536,
+        description="Blob files the hot lane keeps open to send with sendfile (least "
+        "recently used closed first); 0: it sends the bytes from memory.",
+    )
+    hot_lane_hold_seconds: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="How long a request the hot lane may answer waits for the rest of its "
+        "small body (at most 4 KiB) before it goes the usual way, with its own body timeouts.",
+    )
     hot_memo_entries: int = Field(
         10_000,
         ge=0,
