@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if services.settings.hot_path:
         shared = HotShared(services)
         app.add_middleware(HotPath, services=services, shared=shared)
-        if services.settings.hot_lane:
+        if services.settings.hot_lane and services.settings.offload != "x-accel-redirect":
+            # (with X-Accel-Redirect every answer the lane could give is nginx's to send)
             app.state.hot_lane = HotLane(services, shared)
     app.add_middleware(
         RequestObserver,

@@ -11,6 +11,11 @@ both to uvicorn's httptools protocol:
   headers, counted as they arrive): past it the client gets 431 in the envelope and the
   connection is closed.
 
+It also puts the hot lane (``api/hot_lane.py``) in front of the app: a request the lane
+may answer is held, without a cycle or a task, until it is complete, and answered from the
+memo if it can be; a plain request that arrives whole in one read
+(``api/lane_request.py``) is answered before httptools sees it at all.
+
 Body timeouts, the upload cap and spooling live where bodies are read (``api/requests.py``,
 ``api/uploads.py``). ``--workers N`` hands the settings to each worker as one JSON variable
 (``Settings.worker_environ``), secrets included, and a Prometheus folder of the run's own
@@ -41,6 +46,7 @@ from uvicorn.supervisors import Multiprocess
 
 from audiocache.api.errors import CORRELATION_HEADER, envelope_bytes
 from audiocache.api.hot_lane import HotLane, LaneAnswer, LaneRoute
+from audiocache.api.lane_request import parse_plain
 from audiocache.config import Settings
 from audiocache.errors import AudioCacheError, HeadersTooLarge, RequestTimeout
 from audiocache.logs import configure_logging
@@ -97,6 +103,7 @@ class EdgeProtocol(HttpToolsProtocol):
         self._held: tuple[LaneRoute, bytearray] | None = None
         self._hold_timer: asyncio.TimerHandle | None = None
         self._sock: socket.socket | Literal[False] | None = None  # for the lane (False: none)
+        self._lane_at = float("-inf")  # when the lane last answered a plain request
 
     # -- the head timer -------------------------------------------------------------------
 
@@ -135,6 +142,10 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing() or self._refused:
             return
+        later = self._lane_at + self.limits.head_timeout - self.loop.time()
+        if later > 0:  # armed before the last plain lane answer (which leaves it be)
+            self._head_timer = self.loop.call_later(later, self._head_timed_out)
+            return
         if self._head_begun:  # a request is waiting for an answer: say why it gets none
             log.info("request head not complete after %.1f s; closing", self.limits.head_timeout)
             self._refuse(RequestTimeout("The request head did not arrive in time"))
@@ -145,6 +156,8 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
+            return
+        if self.lane is not None and self._at_rest() and self._plain_lane(self.lane, data):
             return
         self._unset_keepalive_if_required()
         head_was_incomplete = self._awaiting_head
@@ -234,6 +247,66 @@ class EdgeProtocol(HttpToolsProtocol):
         self._awaiting_head = True
 
     # -- the hot lane (api/hot_lane.py) ---------------------------------------------------
+
+    def _at_rest(self) -> bool:
+        """Between requests, nothing held, under way or queued: the next bytes start a
+        request that may be answered before (and without) the parser seeing it."""
+        cycle = self.cycle
+        return (
+            self._awaiting_head
+            and not self._head_begun
+            and self._held is None
+            and not self.pipeline
+            and (cycle is None or cycle.response_complete)
+            and not self.flow.write_paused
+            and not self.transport.is_closing()
+        )
+
+    def _plain_lane(self, lane: HotLane, data: bytes) -> bool:
+        """Answer a plain request that arrived whole in this read (``api/lane_request.py``)
+        from the lane, without the parser, its callbacks or new timers; False (nothing
+        done, nothing consumed) sends the bytes the usual way.
+
+        The keep-alive and head timers armed after the previous response stay armed:
+        re-arming both costs more than the rest of a lane answer. When one fires, it looks
+        at ``_lane_at`` and waits on for what is left of its time."""
+        limits = self.limits
+        request = parse_plain(data, limits.max_header_count, limits.max_head_bytes)
+        if request is None:
+            return False
+        method, target, headers, body = request
+        route = lane.route(method, target)
+        if route is None:
+            return False
+        if not lane.body_fits(len(body)) if route.has_body else body:
+            return False  # a runtime-path call needs a body that may be a memo key; GET none
+        try:
+            answer = lane.answer(
+                route, method, target, headers, body, self.server_state.default_headers, True
+            )
+        except Exception:  # the usual way answers it (and reports what is wrong)
+            log.exception("the hot lane failed; answering the usual way")
+            return False
+        if answer is None:
+            return False
+        self._send(answer)
+        lane.unparsed += 1
+        self.server_state.total_requests += 1
+        self._lane_at = self.loop.time()
+        if self.timeout_keep_alive_task is None:  # the connection's first request
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+        return True
+
+    def timeout_keep_alive_handler(self) -> None:
+        later = self._lane_at + self.timeout_keep_alive - self.loop.time()
+        if later > 0:  # armed before the last plain lane answer: see _plain_lane
+            self.timeout_keep_alive_task = self.loop.call_later(
+                later, self.timeout_keep_alive_handler
+            )
+            return
+        super().timeout_keep_alive_handler()
 
     def _hold_for_lane(self, lane: HotLane) -> bool:
         """Hold a request the lane may answer (no cycle, no task) until it is complete."""

@@ -15,8 +15,14 @@ prebuilt block, the correlation id), same body, a hit counted as a hit, the requ
 in the metrics and written to the access log under the same route. Errors, ranges,
 conditional requests, anything not yet memo'd: the usual way, which also fills the memo.
 
+The protocol asks in one of two ways: a plain request that arrived whole in one read (the
+usual shape of a runtime's hit) is parsed by ``api/lane_request.py`` and answered before
+httptools sees it, which saves as much again as the lane itself costs; anything else is
+parsed by httptools and held until complete, then asked about.
+
 PostgreSQL's generation needs a round trip, so with PostgreSQL the lane stays out of the way
-and the hot path answers as before.
+and the hot path answers as before. With X-Accel-Redirect every answer is nginx's to send,
+and with a presigned S3 offload every download a redirect: the lane leaves those alone.
 """
 
 from __future__ import annotations
@@ -73,9 +79,12 @@ class HotLane:
         self.services = services
         self.shared = shared
         self.memo = shared.memo
-        self.access_log = services.settings.access_log
-        self.answered = 0  # requests the lane answered (tests read it)
         settings = services.settings
+        self.access_log = settings.access_log
+        self.answered = 0  # requests the lane answered (tests read it)
+        self.unparsed = 0  # of those, answered before the HTTP parser saw them (server.py)
+        # a presigned offload answers downloads with a redirect to S3: not the lane's to give
+        self.downloads = settings.offload == "off"
         self.files = BlobFiles(services.blobs.local_path, settings.hot_lane_open_files)
         self.hold_seconds = settings.hot_lane_hold_seconds  # server.EdgeProtocol reads it
 
@@ -86,7 +95,7 @@ class HotLane:
             params = SPEAK.match(target.decode("latin-1"))
             if params is not None:
                 return LaneRoute(SPEAK, SPEAK_ROUTE, params["agentId"], None, True)
-        elif method == b"GET" or method == b"HEAD":
+        elif (method == b"GET" or method == b"HEAD") and self.downloads:
             params = DOWNLOAD.match(target.decode("latin-1"))
             if params is not None:
                 return LaneRoute(DOWNLOAD, FILE_ROUTE, params["agentId"], params["entryId"], False)

@@ -342,8 +342,10 @@ class Settings(EngineSettings):
         True,
         description="Answer a download or a runtime-path hit whose answer the hot path's "
         "memo holds whole (bytes in memory) in the HTTP server's protocol itself, without "
-        "starting an ASGI request (same status, headers, body, counting and access log). "
-        "SQLite only (PostgreSQL's change marker takes a round trip); needs hot_path.",
+        "starting an ASGI request (same status, headers, body, counting and access log); a "
+        "plain request that arrives whole in one read, before the HTTP parser sees it. "
+        "SQLite only (PostgreSQL's change marker takes a round trip); needs hot_path; off "
+        "with offload=x-accel-redirect (nginx sends every such answer).",
     )
     hot_lane_open_files: int = Field(
         256,
