@@ -19,7 +19,12 @@ Then wrk (same threads, connections and duration for every target, a warm-up bef
 and, in this process, the embedded lookup (``audiocache.embedded.EmbeddedCache``) of the
 same phrase: median and p99 of ``--embedded-calls`` calls (aim: median <= 0.13 ms).
 
-    python bench/hit_path.py [--workers N] [--duration 10] [--connections 32] [--json]
+    python bench/hit_path.py [--workers N] [--duration 10] [--connections 32] [--rounds 3]
+                             [--json]
+
+Every target is measured once per round, all rounds in one run; a ratio is the median of
+the rounds' ratios (each against nginx in the same round), and each figure in the table
+the median over the rounds.
 
 ``--profile DIR`` adds, after the measured runs, one more load run per audiocache target
 under ``py-spy record`` (raw collapsed stacks in DIR); py-spy must be on PATH or next to
@@ -377,7 +382,9 @@ class Bench:
             log(f"WARNING {target}: socket errors {result.socket_errors}")
         return result
 
-    def measure(self, s: Setup) -> dict[str, WrkResult]:
+    def measure(self, s: Setup) -> list[dict[str, WrkResult]]:
+        """Every target once per round, in the same order: the machine's speed drifts
+        (a shared host), so each round's ratios are taken within the round."""
         key_header = ["-H", f"X-API-KEY: {s.key}"]
         tts = ["-s", str(s.lua_script)]
         targets: dict[str, tuple[str, list[str], int | tuple[int, ...]]] = {
@@ -388,15 +395,18 @@ class Bench:
             "download_offload": (s.offload_url + s.download_path, key_header, s.offload_pids),
             "tts_hit_offload": (s.offload_url + s.tts_path, tts, s.offload_pids),
         }
-        results = {}
-        for name, (url, extra, pgid) in targets.items():
-            if self.args.warmup > 0:
-                log(f"warm-up {name} {self.args.warmup:g} s")
-                self.wrk(name, url, extra, self.args.warmup)
-            log(f"measuring {name} {self.args.duration:g} s")
-            results[name] = self.wrk(name, url, extra, self.args.duration, pgid)
+        rounds = []
+        for round_no in range(1, self.args.rounds + 1):
+            results = {}
+            for name, (url, extra, pgid) in targets.items():
+                if self.args.warmup > 0:
+                    log(f"round {round_no}: warm-up {name} {self.args.warmup:g} s")
+                    self.wrk(name, url, extra, self.args.warmup)
+                log(f"round {round_no}: measuring {name} {self.args.duration:g} s")
+                results[name] = self.wrk(name, url, extra, self.args.duration, pgid)
+            rounds.append(results)
         self.check_still_hit(s)
-        return results
+        return rounds
 
     def check_still_hit(self, s: Setup) -> None:
         status, got, _ = http(
@@ -451,6 +461,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run (10)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="rounds of all targets; medians reported (3)"
+    )
     p.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     p.add_argument(
         "--workers", type=int, default=1, help="audiocache workers = nginx worker_processes (1)"
@@ -464,8 +477,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--embedded-calls", type=int, default=20_000, help="embedded lookups timed (20000)"
     )
     args = p.parse_args(argv)
-    if args.workers < 1 or args.connections < 1 or args.threads < 1 or args.duration < 1:
-        p.error("--workers, --connections, --threads and --duration must be >= 1")
+    if min(args.workers, args.connections, args.threads, args.duration, args.rounds) < 1:
+        p.error("--workers, --connections, --threads, --duration and --rounds must be >= 1")
     if args.threads > args.connections:
         p.error("--threads must not exceed --connections")
     return args

@@ -90,12 +90,9 @@ def test_a_plain_request_is_read_as_httptools_reads_it(data: bytes) -> None:
 def test_fields_come_lower_cased_without_surrounding_whitespace() -> None:
     plain = parse_plain(GET.replace(b"Host: x", b"Accept:  \taudio/wav \t"), 30, MAX_HEAD)
     assert plain is not None
-    assert plain.headers == [(b"accept", b"audio/wav"), (b"x-api-key", KEY)]
-    assert (plain.method, plain.target, plain.body) == (
-        b"GET",
-        b"/v1/agents/bot/audio-cache/1/file",
-        b"",
-    )
+    method, target, headers, body = plain
+    assert headers == [(b"accept", b"audio/wav"), (b"x-api-key", KEY)]
+    assert (method, target, body) == (b"GET", b"/v1/agents/bot/audio-cache/1/file", b"")
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ timeout, a busy one is not."""
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import time
@@ -186,3 +187,20 @@ def test_a_connection_the_lane_alone_answered_is_closed_after_the_keep_alive_tim
         assert lane.lane.unparsed == before + 1
         closed_after = closed_within(sock, 8.0)
     assert closed_after is not None and 4.5 < closed_after < 6.5
+
+
+def test_the_lane_echoes_a_valid_correlation_id_and_replaces_an_invalid_one(lane: Lane) -> None:
+    with lane.connect() as sock:
+        warmed(lane, sock)
+        before = lane.lane.unparsed
+        ids = []
+        for given in (b"call-42:a.b", b"not valid!", b"x" * 129, b""):
+            sock.sendall(lane.post(b"X-PolyAI-Correlation-Id: %s\r\n" % given))
+            status, headers, _ = read_response(sock)
+            assert status == 200
+            ids.append(headers[b"x-polyai-correlation-id"])
+        assert lane.lane.unparsed - before == 4
+    assert ids[0] == b"call-42:a.b"
+    for made in ids[1:]:
+        assert re.fullmatch(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", made)
+    assert len(set(ids[1:])) == 3

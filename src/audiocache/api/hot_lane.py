@@ -34,7 +34,7 @@ from audiocache.api.audio_cache import DOWNLOAD
 from audiocache.api.audio_response import BlobResponse
 from audiocache.api.blob_files import BlobFiles
 from audiocache.api.deps import RouteSpec
-from audiocache.api.errors import correlation_header, correlation_of
+from audiocache.api.errors import CORRELATION_HEADER, correlation_bytes
 from audiocache.api.hot_path import (
     FILE_ROUTE,
     MEMO_BODY_BYTES,
@@ -51,11 +51,13 @@ from audiocache.services import Services
 
 STATUS_200 = b"HTTP/1.1 200 OK\r\n"
 CONNECTION_CLOSE = b"connection: close\r\n"
+CORRELATION_FIELD = CORRELATION_HEADER.lower().encode()
 # A request carrying any of these is answered the usual way (304, ranges, If-Range).
 _CONDITIONAL = frozenset((b"range", b"if-none-match", b"if-range"))
+ROUTES_KEPT = 1024  # routes of request targets remembered (then forgotten all at once)
 
 
-class LaneRoute(NamedTuple):  # tuples: made once per request, for a few microseconds
+class LaneRoute(NamedTuple):
     """A request the lane may answer: which route, its path's ids."""
 
     spec: RouteSpec
@@ -65,10 +67,9 @@ class LaneRoute(NamedTuple):  # tuples: made once per request, for a few microse
     has_body: bool  # a runtime-path call's
 
 
-class LaneAnswer(NamedTuple):
-    head: bytes
-    body: bytes
-    file: int | None  # a descriptor of the body's blob file, for sendfile (None: send body)
+# The response's head, its body, and a descriptor of the body's blob file for sendfile
+# (None: send the body). A plain tuple: made once per answer, for a few microseconds.
+LaneAnswer = tuple[bytes, bytes, int | None]
 
 
 class HotLane:
@@ -87,8 +88,25 @@ class HotLane:
         self.downloads = settings.offload == "off"
         self.files = BlobFiles(services.blobs.local_path, settings.hot_lane_open_files)
         self.hold_seconds = settings.hot_lane_hold_seconds  # server.EdgeProtocol reads it
+        self.hits = services.hits
+        self.accounting = services.cache.accounting
+        self.metrics = services.metrics
+        self._routes: dict[tuple[bytes, bytes], LaneRoute | None] = {}
+        # uvicorn's date and server fields, rendered once for each list it makes (a second)
+        self._defaults: tuple[list[tuple[bytes, bytes]], bytes] = ([], b"")
 
     def route(self, method: bytes, target: bytes) -> LaneRoute | None:
+        known = (method, target)
+        try:
+            return self._routes[known]
+        except KeyError:
+            pass
+        if len(self._routes) >= ROUTES_KEPT:
+            self._routes.clear()
+        route = self._routes[known] = self._route(method, target)
+        return route
+
+    def _route(self, method: bytes, target: bytes) -> LaneRoute | None:
         if b"?" in target or b"%" in target:  # queries are validated, escapes decoded: the app
             return None
         if method == b"POST":
@@ -118,12 +136,14 @@ class HotLane:
     ) -> LaneAnswer | None:
         """The response's head and body, if the memo holds all of it; else None."""
         started = time.perf_counter()
-        key = accept = None
+        key = accept = incoming = None
         for name, value in headers:
             if name == b"x-api-key":
                 key = value.decode("latin-1")
             elif name == b"accept":
                 accept = value.decode("latin-1")
+            elif name == CORRELATION_FIELD:
+                incoming = value
             elif name in _CONDITIONAL:
                 return None
         memo = self.memo
@@ -144,18 +164,19 @@ class HotLane:
         if response is None or response.data is None or response.redirect is not None:
             return None
         if hit is not None:
-            self.services.hits.add(hit.entry.id)
-            self.services.cache.accounting.lookup(
-                hit.agent, hit.entry.provider, hit.characters, True
-            )
-        correlation = correlation_of(headers)
-        name, value = correlation_header(correlation)
+            self.hits.add(hit.entry.id)
+            self.accounting.lookup(hit.agent, hit.entry.provider, hit.characters, True)
+        correlation = correlation_bytes(incoming)
+        defaults = self._defaults
+        if defaults[0] is not default_headers:
+            rendered = b"".join(b"%s: %s\r\n" % pair for pair in default_headers)
+            defaults = self._defaults = (default_headers, rendered)
         head = b"".join(
             (
                 STATUS_200,
-                *(b"%s: %s\r\n" % pair for pair in default_headers),
+                defaults[1],
                 response.header_lines,
-                b"%s: %s\r\n" % (name, value),
+                b"%s: %s\r\n" % (CORRELATION_FIELD, correlation),
                 b"" if keep_alive else CONNECTION_CLOSE,
                 b"\r\n",
             )
@@ -164,7 +185,7 @@ class HotLane:
         self.answered += 1
         self.shared.served += 1
         self.shared.from_memo += 1
-        metrics = self.services.metrics
+        metrics = self.metrics
         metrics.request(route.template, 200, len(payload))
         metrics.lane_answers.inc()
         if self.access_log:
@@ -175,7 +196,7 @@ class HotLane:
                 200,
                 started,
                 len(payload),
-                correlation,
+                correlation.decode("latin-1"),
                 principal.key_id,
             )
         fd = (
@@ -183,4 +204,4 @@ class HotLane:
             if payload and response.blob
             else None
         )
-        return LaneAnswer(head, payload, fd)
+        return head, payload, fd
