@@ -10,18 +10,18 @@ Per backend, everything in a temp dir, torn down at the end:
 3. the upgrade to head, timed: that is what an operator's existing database goes through;
 4. ``audiocache serve`` (tests/support.py's LiveServer) on that database;
 5. every request of the table, sequentially over one keep-alive connection, after a
-   warm-up: p50/p99 in ms, and the server's RSS;
-6. the same again while a steady write load runs, from a process of its own: misses through
-   ``POST …/tts`` (admission always, so each is synthesized by espeak-ng and stored) and
-   ``PATCH …/file`` uploads over random entries;
-7. idle again (the control: the machine's other load drifts), and the ratio of the loaded
-   figures to the mean of the two idle passes.
+   warm-up, idle and while a steady write load runs from a process of its own (misses
+   through ``POST …/tts``, admission always, so each is synthesized by espeak-ng and
+   stored, and ``PATCH …/file`` uploads over random entries): p50/p99 in ms of each, their
+   ratio, and the server's RSS. The idle and loaded samples are taken in alternating
+   blocks (idle, loaded, loaded, idle, ...; ``--blocks``), the load paused between, so the
+   host's drift in speed falls on both alike.
 
 PostgreSQL is a throwaway cluster of tests/realservers.py (fsync off: a bench, not a
 durability test); S3 is not involved (listing never reads a blob).
 
     python bench/scale.py [--backend sqlite|postgres|both] [--entries 1000000]
-                          [--samples 40] [--write-rate 4] [--json]
+                          [--samples 40] [--blocks 4] [--write-rate 4] [--json]
 """
 
 from __future__ import annotations
@@ -265,68 +265,104 @@ def requests() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def measure(client: httpx.Client, samples: int) -> dict[str, dict[str, float]]:
-    figures: dict[str, dict[str, float]] = {}
-    for name, params in requests():
-        times = []
-        total = -1
-        for i in range(samples + 3):
-            started = time.perf_counter()
-            r = client.get(f"/v1/agents/{AGENT}/audio-cache", params=params)
-            elapsed = (time.perf_counter() - started) * 1000
-            r.raise_for_status()
-            total = r.json()["totalCount"]
-            if i >= 3:
-                times.append(elapsed)
-        times.sort()
-        figures[name] = {
-            "p50": statistics.median(times),
-            "p99": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))],
-            "totalCount": total,
-        }
-    return figures
+def _sample(client: httpx.Client, params: dict[str, Any]) -> tuple[float, int]:
+    started = time.perf_counter()
+    r = client.get(f"/v1/agents/{AGENT}/audio-cache", params=params)
+    elapsed = (time.perf_counter() - started) * 1000
+    r.raise_for_status()
+    return elapsed, r.json()["totalCount"]
 
 
-def rss_mb(pid: int) -> float:
+def _figures(times: list[float], total: int) -> dict[str, float]:
+    times = sorted(times)
+    return {
+        "p50": statistics.median(times),
+        "p99": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))],
+        "totalCount": total,
+    }
+
+
+def measure(
+    client: httpx.Client, samples: int, blocks: int, load: WriteLoad
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Idle and loaded figures of every request, the two taken in alternating blocks
+    (idle, loaded, loaded, idle, idle, ...): each block a run of every request
+    ``samples / blocks`` times, so the host's drift (its speed changes within minutes)
+    falls on both alike. Returns (idle, loaded)."""
+    shapes = requests()
+    for _name, params in shapes:  # warm-up
+        for _ in range(3):
+            _sample(client, params)
+    times: dict[bool, dict[str, list[float]]] = {False: {}, True: {}}
+    totals: dict[str, int] = {}
+    per_block = max(1, samples // blocks)
+    order = [
+        phase for k in range(blocks) for phase in ((False, True) if k % 2 == 0 else (True, False))
+    ]
+    for loaded in order:
+        if loaded:
+            load.resume()
+        for name, params in shapes:
+            for _ in range(per_block):
+                elapsed, totals[name] = _sample(client, params)
+                times[loaded].setdefault(name, []).append(elapsed)
+        if loaded:
+            load.pause()
+    idle = {name: _figures(times[False][name], totals[name]) for name, _ in shapes}
+    under = {name: _figures(times[True][name], totals[name]) for name, _ in shapes}
+    return idle, under
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory now (VmRSS) or at its peak (VmHWM), in MB."""
     status = Path(f"/proc/{pid}/status").read_text()
-    kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+    kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field))
     return kb / 1024
 
 
 def _write_loop(
-    url: str, key: str, rate: float, ids: list[int], kind: str, stop: Any
+    url: str, key: str, rate: float, ids: list[int], kind: str, control: Any
 ) -> tuple[int, int]:
-    """One kind of write, ``rate`` per second, until ``stop`` is set: (done, failed)."""
+    """One kind of write, ``rate`` per second while ``running`` is set, until ``stop``
+    is: (done, failed). ``busy`` counts the writes in flight."""
+    running, stop, busy = control
     rng = random.Random(kind)
     upload = sine_wav(0.5, freq=660.0)
     errors = 0
     with httpx.Client(base_url=url, headers={"X-API-KEY": key}, timeout=30) as client:
         n = 0
-        next_at = time.monotonic()
         while not stop.is_set():
+            if not running.wait(0.1):
+                continue
+            next_at = time.monotonic() + 1 / rate
             n += 1
-            if kind == "misses":
-                r = client.post(
-                    f"/v1/agents/{AGENT}/tts",
-                    json={"text": f"New phrase {n} for {rng.random():.8f}"},
-                )
-            else:
-                r = client.patch(
-                    f"/v1/agents/{AGENT}/audio-cache/{rng.choice(ids)}/file",
-                    content=upload,
-                    headers={"Content-Type": "audio/wav"},
-                )
+            with busy.get_lock():
+                busy.value += 1
+            try:
+                if kind == "misses":
+                    r = client.post(
+                        f"/v1/agents/{AGENT}/tts",
+                        json={"text": f"New phrase {n} for {rng.random():.8f}"},
+                    )
+                else:
+                    r = client.patch(
+                        f"/v1/agents/{AGENT}/audio-cache/{rng.choice(ids)}/file",
+                        content=upload,
+                        headers={"Content-Type": "audio/wav"},
+                    )
+            finally:
+                with busy.get_lock():
+                    busy.value -= 1
             errors += r.status_code >= 300
-            next_at += 1 / rate
             stop.wait(max(0.0, next_at - time.monotonic()))
     return n - errors, errors
 
 
-def _write_process(url: str, key: str, rate: float, ids: list[int], stop: Any, out: Any) -> None:
+def _write_process(url: str, key: str, rate: float, ids: list[int], control: Any, out: Any) -> None:
     results: dict[str, int] = {"errors": 0}
 
     def run(kind: str) -> None:
-        results[kind], failed = _write_loop(url, key, rate, ids, kind, stop)
+        results[kind], failed = _write_loop(url, key, rate, ids, kind, control)
         results["errors"] += failed
 
     threads = [threading.Thread(target=run, args=(k,)) for k in ("misses", "uploads")]
@@ -337,24 +373,49 @@ def _write_process(url: str, key: str, rate: float, ids: list[int], stop: Any, o
     out.put(results)
 
 
-@contextmanager
-def write_load(url: str, key: str, rate: float, ids: list[int]) -> Iterator[dict[str, int]]:
+class WriteLoad:
     """Misses (new phrases, synthesized and stored) and uploads, each ``rate`` per second,
-    from a process of their own: in threads of this one they would share the measuring
-    client's GIL, and a sample whose response arrived while a write thread ran Python
-    waited for it (the client's own stall, counted as the server's)."""
-    context = multiprocessing.get_context("spawn")
-    stop, out = context.Event(), context.Queue()
-    process = context.Process(target=_write_process, args=(url, key, rate, ids, stop, out))
-    process.start()
-    time.sleep(3)  # let it start and reach its pace
-    done: dict[str, int] = {}
+    from a process of their own (in threads of this one they would share the measuring
+    client's GIL: a sample whose response arrived while a write thread ran Python waited
+    for it). ``resume()`` starts them, ``pause()`` stops them and waits for the writes in
+    flight to be answered."""
+
+    def __init__(self, url: str, key: str, rate: float, ids: list[int]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.running, self.stop = context.Event(), context.Event()
+        self.busy = context.Value("i", 0)
+        self.out = context.Queue()
+        control = (self.running, self.stop, self.busy)
+        self.process = context.Process(
+            target=_write_process, args=(url, key, rate, ids, control, self.out)
+        )
+        self.process.start()
+        self.done: dict[str, int] = {}
+
+    def resume(self) -> None:
+        self.running.set()
+        time.sleep(1.0)  # let it reach its pace: writes in flight
+
+    def pause(self) -> None:
+        self.running.clear()
+        deadline = time.monotonic() + 60
+        while self.busy.value and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # what the server does right after a write (its commit, the memo)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.done.update(self.out.get(timeout=120))
+        self.process.join(timeout=60)
+
+
+@contextmanager
+def write_load(url: str, key: str, rate: float, ids: list[int]) -> Iterator[WriteLoad]:
+    load = WriteLoad(url, key, rate, ids)
     try:
-        yield done
+        yield load
     finally:
-        stop.set()
-        done.update(out.get(timeout=120))
-        process.join(timeout=60)
+        load.close()
 
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -385,25 +446,19 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         assert server.process is not None
         with httpx.Client(base_url=server.url, headers={"X-API-KEY": key}, timeout=60) as client:
             loadavg = [os.getloadavg()[0]]
-            idle = measure(client, args.samples)
-            idle_rss = rss_mb(server.process.pid)
-            log(f"{backend}: idle done, RSS {idle_rss:.0f} MB")
             ids = [
                 int(e["id"])
                 for e in client.get(
                     f"/v1/agents/{AGENT}/audio-cache", params={"limit": 200, "sort": "id:asc"}
                 ).json()["entries"]
             ]
-            loadavg.append(os.getloadavg()[0])
-            with write_load(server.url, key, args.write_rate, ids) as done:
-                loaded = measure(client, args.samples)
+            with write_load(server.url, key, args.write_rate, ids) as load:
+                idle, loaded = measure(client, args.samples, args.blocks, load)
+                rss = rss_mb(server.process.pid)
+                peak_rss = rss_mb(server.process.pid, "VmHWM")
                 loadavg.append(os.getloadavg()[0])
-            writes = dict(done)
-            loaded_rss = rss_mb(server.process.pid)
-            log(f"{backend}: under load done ({writes})")
-            # The control: idle again, after the writes (the machine's other load drifts).
-            after = measure(client, args.samples)
-            loadavg.append(os.getloadavg()[0])
+            writes = dict(load.done)
+            log(f"{backend}: measured ({writes}), RSS {rss:.0f} MB, peak {peak_rss:.0f} MB")
         return {
             "backend": backend,
             "entries": args.entries,
@@ -411,11 +466,11 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             "migrate_s": migrate_s,
             "idle": idle,
             "loaded": loaded,
-            "idle_after": after,
+            "blocks": args.blocks,
             "writes": writes,
             "loadavg": loadavg,
-            "rss_idle_mb": idle_rss,
-            "rss_loaded_mb": loaded_rss,
+            "rss_mb": rss,
+            "rss_peak_mb": peak_rss,
         }
     finally:
         if server is not None:
@@ -432,31 +487,28 @@ def report(result: dict[str, Any]) -> None:
         f"\n## {result['backend']}: {result['entries']:,} entries in one agent "
         f"(seed {result['seed_s']:.1f} s, upgrade to head {result['migrate_s']:.1f} s)"
     )
-    print(f"writes during the loaded run: {result['writes']}")
+    print(f"writes during the loaded blocks: {result['writes']}")
     print(
-        "load average (1 min) before idle / loaded / idle again / end: "
-        + " / ".join(f"{x:.1f}" for x in result["loadavg"])
+        f"{result['blocks']} blocks each of idle and loaded, alternating; load average (1 min) "
+        "before / after: " + " / ".join(f"{x:.1f}" for x in result["loadavg"])
     )
     print(
-        "| request | idle p50 / p99 | loaded p50 / p99 | idle again p50 / p99 "
-        "| loaded ÷ idle p50 / p99 | aim p50 | totalCount |"
+        "| request | idle p50 / p99 | loaded p50 / p99 | loaded ÷ idle p50 / p99 "
+        "| aim p50 | totalCount |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, idle in result["idle"].items():
-        loaded, after = result["loaded"][name], result["idle_after"][name]
+        loaded = result["loaded"][name]
         aim = AIM_MS["contains"] if "contains" in name else AIM_DEFAULT_MS
-        # against the mean of the two idle passes, which bracket the loaded one
-        ratio50 = loaded["p50"] / ((idle["p50"] + after["p50"]) / 2)
-        ratio99 = loaded["p99"] / ((idle["p99"] + after["p99"]) / 2)
         print(
             f"| {name} | {idle['p50']:.1f} / {idle['p99']:.1f} "
             f"| {loaded['p50']:.1f} / {loaded['p99']:.1f} "
-            f"| {after['p50']:.1f} / {after['p99']:.1f} | {ratio50:.2f} / {ratio99:.2f} "
+            f"| {loaded['p50'] / idle['p50']:.2f} / {loaded['p99'] / idle['p99']:.2f} "
             f"| ≤ {aim:.0f} | {int(loaded['totalCount']):,} |"
         )
     print(
-        f"| server RSS (MB) | {result['rss_idle_mb']:.0f} | {result['rss_loaded_mb']:.0f} "
-        f"| | | ≤ {AIM_RSS_MB:.0f} | |"
+        f"| server RSS (MB) at the end / at its peak | {result['rss_mb']:.0f} "
+        f"| {result['rss_peak_mb']:.0f} | | ≤ {AIM_RSS_MB:.0f} | |"
     )
 
 
@@ -464,7 +516,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--samples", type=int, default=40, help="per request and phase (40)")
+    parser.add_argument(
+        "--blocks", type=int, default=4, help="alternating idle/loaded blocks per phase (4)"
+    )
     parser.add_argument(
         "--write-rate",
         type=float,
